@@ -1,0 +1,24 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv if missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,peers]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/specdenoise demo --out demo_out
+
+test: $(STAMP)
+	WANDB_MODE=offline $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

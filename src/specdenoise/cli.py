@@ -1,0 +1,67 @@
+"""The ``specdenoise`` command line: one verb per stage, each a thin call into library code.
+
+Each verb lives in ``specdenoise/commands/<verb>.py`` with ``HELP``, ``add_arguments(parser)``
+(argparse only, cheap imports) and ``run(args) -> int`` (heavy imports inside). Library code
+raises; this module alone turns errors into one line on stderr and an exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from . import __version__
+
+VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo")
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="specdenoise",
+        description="Remove background noise from speech with CNN / U-Net spectrogram denoisers.",
+    )
+    parser.add_argument("--version", action="version", version=f"specdenoise {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    for verb in VERBS:
+        module = importlib.import_module(f"specdenoise.commands.{verb}")
+        p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args._module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("specdenoise: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place errors become exit codes
+        if getattr(args, "debug", False):
+            raise
+        from .errors import SpecdenoiseError
+
+        kind = "error" if isinstance(exc, SpecdenoiseError) else f"error ({type(exc).__name__})"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"specdenoise {args.verb}: {kind}: {message}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def not_implemented(verb: str) -> int:
+    print(f"specdenoise {verb}: not implemented yet", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The Mixer: clean speech + noise (+ room response) at a chosen SNR and level.
+
+Pure functions plus a seeded ``numpy.random.Generator`` per example, so the same seed always
+gives the same mixture. ``synth`` writes its output to disk; ``DynamicMixDataset`` calls the
+same :meth:`Mixer.mix` for a fresh mixture per training example.
+
+SNR is measured against the speech's *active* level: the mean power of the 20 ms frames within
+40 dB of the loudest frame (in the spirit of ITU-T P.56), so pauses do not dilute the speech
+level. Noise level is its plain RMS over the clip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from ..errors import SpecdenoiseError
+
+CLIP_PEAK = 0.99
+
+
+class SilentSourceError(SpecdenoiseError):
+    """A speech excerpt with no active signal: it cannot set an SNR."""
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    sample_rate: int = 16000
+    clip_seconds: float = 8.0
+    snr_range: tuple[float, float] = (-5.0, 20.0)
+    snr_levels: int = 0  # >0: draw from this many evenly spaced SNRs (MS-SNSD's total_snrlevels)
+    level_range_dbfs: tuple[float, float] = (-35.0, -15.0)
+    rir_probability: float = 0.3
+    dry_target: bool = False  # True: target is the dry speech (dereverberation too)
+    silence_seconds: float = 0.2  # gap between joined utterances
+    babble_probability: float = 0.1  # share of clips whose noise is derived babble
+    babble_talkers: tuple[int, int] = (3, 8)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.snr_range
+        if lo > hi:
+            raise SpecdenoiseError(f"snr_range must be (low, high), got {self.snr_range}")
+        if not 0 <= self.rir_probability <= 1 or not 0 <= self.babble_probability <= 1:
+            raise SpecdenoiseError("rir_probability and babble_probability must lie in [0, 1]")
+        if self.clip_seconds <= 0:
+            raise SpecdenoiseError(f"clip_seconds must be positive, got {self.clip_seconds}")
+
+
+SNR_PRESETS = {"default": (-5.0, 20.0), "challenging": (0.1, 0.5)}
+
+
+def active_power(speech: np.ndarray, sample_rate: int, floor_db: float = 40.0) -> float:
+    """Mean power of the frames within ``floor_db`` of the loudest 20 ms frame."""
+    frame = max(1, int(0.02 * sample_rate))
+    n = len(speech) // frame
+    if n == 0:
+        return float(np.mean(np.square(speech, dtype=np.float64))) if len(speech) else 0.0
+    frames = np.asarray(speech[: n * frame], dtype=np.float64).reshape(n, frame)
+    power = np.mean(frames**2, axis=1)
+    peak = power.max()
+    if peak <= 1e-14:
+        return 0.0
+    active = power[power >= peak * 10 ** (-floor_db / 10)]
+    return float(active.mean())
+
+
+def measured_snr(speech: np.ndarray, noise: np.ndarray, sample_rate: int) -> float:
+    p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+    return 10 * np.log10(active_power(speech, sample_rate) / max(p_noise, 1e-20))
+
+
+@dataclass
+class Pools:
+    """In-memory audio for one split: speech grouped by speaker/file, noise files, RIRs."""
+
+    speech: list[np.ndarray]
+    speech_groups: dict[str, list[int]]  # group -> indices into speech
+    speech_names: list[str]
+    speech_speakers: list[str]
+    noise: list[np.ndarray]
+    noise_names: list[str]
+    noise_categories: list[str]
+    rirs: list[np.ndarray] = field(default_factory=list)
+    rir_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Mixture:
+    clean: np.ndarray
+    noise: np.ndarray
+    noisy: np.ndarray
+    meta: dict[str, Any]
+
+
+def loop_to_length(audio: np.ndarray, length: int, offset: int) -> np.ndarray:
+    """``length`` samples of ``audio`` starting at ``offset``, wrapping around (looping)."""
+    idx = (offset + np.arange(length)) % len(audio)
+    return audio[idx]
+
+
+def apply_rir(speech: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """Convolve with a room response, aligned on its direct path so timing is kept."""
+    peak = int(np.argmax(np.abs(rir)))
+    rir = rir[peak:] / (np.abs(rir[peak]) + 1e-12)
+    wet = fftconvolve(speech, rir)[: len(speech)]
+    return wet.astype(np.float32)
+
+
+class Mixer:
+    """Makes mixtures from one split's :class:`Pools` according to a :class:`MixConfig`."""
+
+    def __init__(self, pools: Pools, config: MixConfig):
+        if not pools.speech or not pools.noise:
+            raise SpecdenoiseError("the mixer needs at least one speech and one noise recording")
+        self.pools = pools
+        self.config = config
+        self.groups = sorted(pools.speech_groups)
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.config.clip_seconds * self.config.sample_rate))
+
+    def draw_speech(self, rng: np.random.Generator, length: int) -> tuple[np.ndarray, list[str], str]:
+        """Join utterances of one speaker (or one file group) with short silences, like MS-SNSD."""
+        group = self.groups[rng.integers(len(self.groups))]
+        members = self.pools.speech_groups[group]
+        gap = np.zeros(int(self.config.silence_seconds * self.config.sample_rate), np.float32)
+        parts, used, total = [], [], 0
+        order = list(rng.permutation(members))
+        first = True
+        while total < length:
+            if not order:
+                order = list(rng.permutation(members))
+            i = int(order.pop())
+            utt = self.pools.speech[i]
+            if first and len(utt) > length:  # long utterance: random excerpt
+                start = int(rng.integers(0, len(utt) - length + 1))
+                utt = utt[start : start + length]
+                used.append(f"{self.pools.speech_names[i]}@{start}")
+            else:
+                used.append(self.pools.speech_names[i])
+            first = False
+            parts.extend([utt, gap])
+            total += len(utt) + len(gap)
+        speech = np.concatenate(parts)[:length]
+        return speech.astype(np.float32), used, self.pools.speech_speakers[members[0]]
+
+    def draw_noise(self, rng: np.random.Generator, length: int) -> tuple[np.ndarray, str, str]:
+        k = int(rng.integers(len(self.pools.noise)))
+        audio = self.pools.noise[k]
+        offset = int(rng.integers(len(audio)))
+        return loop_to_length(audio, length, offset), f"{self.pools.noise_names[k]}@{offset}", self.pools.noise_categories[k]
+
+    def draw_babble(self, rng: np.random.Generator, length: int) -> tuple[np.ndarray, str, str]:
+        """Derived babble: 3-8 talkers of this split, each at equal active level, summed."""
+        lo, hi = self.config.babble_talkers
+        talkers = int(rng.integers(lo, hi + 1))
+        total = np.zeros(length, np.float64)
+        names = []
+        for _ in range(talkers):
+            i = int(rng.integers(len(self.pools.speech)))
+            utt = self.pools.speech[i]
+            p = active_power(utt, self.config.sample_rate)
+            if p <= 0:
+                continue
+            total += loop_to_length(utt, length, int(rng.integers(len(utt)))) / np.sqrt(p)
+            names.append(self.pools.speech_names[i])
+        return total.astype(np.float32), "babble(" + "+".join(names) + ")", "babble_derived"
+
+    def draw_snr(self, rng: np.random.Generator) -> float:
+        lo, hi = self.config.snr_range
+        if self.config.snr_levels > 1:
+            return float(rng.choice(np.linspace(lo, hi, self.config.snr_levels)))
+        return float(rng.uniform(lo, hi))
+
+    def mix(self, rng: np.random.Generator, length: int | None = None) -> Mixture:
+        """One mixture. Raises :class:`SilentSourceError` if the drawn speech is silent."""
+        cfg = self.config
+        length = length or self.clip_samples
+        speech, speech_files, speaker = self.draw_speech(rng, length)
+        dry = speech
+        rir_name = "none"
+        if self.pools.rirs and rng.random() < cfg.rir_probability:
+            r = int(rng.integers(len(self.pools.rirs)))
+            speech = apply_rir(speech, self.pools.rirs[r])
+            rir_name = self.pools.rir_names[r]
+        if rng.random() < cfg.babble_probability and len(self.pools.speech) >= 2:
+            noise, noise_file, category = self.draw_babble(rng, length)
+        else:
+            noise, noise_file, category = self.draw_noise(rng, length)
+        p_speech = active_power(speech, cfg.sample_rate)
+        if p_speech <= 0:
+            raise SilentSourceError(f"silent speech excerpt ({', '.join(speech_files)}): cannot set an SNR")
+        p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+        snr = self.draw_snr(rng)
+        if p_noise <= 1e-20:
+            noise_gain = 0.0
+        else:
+            noise_gain = np.sqrt(p_speech / (p_noise * 10 ** (snr / 10)))
+        noise = (noise * noise_gain).astype(np.float32)
+        target = dry if cfg.dry_target else speech
+        noisy = speech + noise
+        level = float(rng.uniform(*cfg.level_range_dbfs))
+        rms = np.sqrt(np.mean(np.square(noisy, dtype=np.float64))) + 1e-12
+        gain = 10 ** (level / 20) / rms
+        peak = max(np.abs(noisy).max(), np.abs(target).max(), np.abs(noise).max()) * gain
+        clipped_guard = peak > CLIP_PEAK
+        if clipped_guard:
+            gain *= CLIP_PEAK / peak
+        meta = {
+            "speaker": speaker,
+            "speech_files": ";".join(speech_files),
+            "noise_file": noise_file,
+            "noise_category": category,
+            "snr_db": round(snr, 4),
+            "gain_db": round(20 * np.log10(gain), 4),
+            "level_dbfs": round(level if not clipped_guard else 20 * np.log10(rms * gain), 4),
+            "rir": rir_name,
+            "clip_guard": int(clipped_guard),
+        }
+        g = np.float32(gain)
+        return Mixture(clean=target * g, noise=noise * g, noisy=(speech + noise) * g, meta=meta)

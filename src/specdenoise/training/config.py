@@ -1,0 +1,73 @@
+"""The training configuration: typed sections, loaded from YAML (configs/*.yaml) + overrides."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.mixing import MixConfig
+from .losses import LossConfig
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a PREPROCESSED cache or a synthesized corpus ("" with dynamic sources only)
+    dynamic_mix: bool = False  # train on a fresh mixture per example from raw sources
+    speech: list[str] = field(default_factory=list)  # raw sources for dynamic mixing
+    noise: list[str] = field(default_factory=list)
+    rir: list[str] = field(default_factory=list)
+    split_seed: int = 0  # seeds the speaker/noise split of raw sources
+    examples_per_epoch: int = 2000  # dynamic mixing: examples per epoch
+    crop_seconds: float = 2.0
+    batch_size: int = 8
+    num_workers: int = 0
+    merge_train_validation: bool = False  # final fit on train+validation
+    val_clips: int = 32  # validation clips used (0 = all)
+    mix: MixConfig = field(default_factory=MixConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 200
+    schedule: str = "cosine"  # cosine | plateau | constant
+    min_lr_ratio: float = 0.05
+    plateau_patience: int = 3  # evaluations without improvement before the LR halves
+    grad_clip: float = 5.0
+
+
+@dataclass
+class RunConfig:
+    max_steps: int = 5000
+    eval_every: int = 500  # steps between validations (and checkpoints)
+    log_every: int = 20
+    patience: int = 0  # evaluations without improvement before stopping (0 = never)
+    early_stop_metric: str = "si_sdr"  # si_sdr | pesq | stoi | loss
+    pesq_stoi_clips: int = 4  # validation clips scored with PESQ and STOI
+    media_every: int = 2  # evaluations between audio / spectrogram logging
+    seed: int = 0
+    threads: int = 0  # torch.set_num_threads (0 = leave default)
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False  # bf16 autocast (fast only on CPUs with native bf16, and on GPUs)
+    channels_last: bool = True
+    progress: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    tracker: str = "wandb"  # wandb | none
+    project: str = "specdenoise"
+    group: str | None = None
+    name: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "unet"})
+    stft: dict[str, Any] = field(default_factory=lambda: {"n_fft": 512, "hop_length": 128, "window": "hann"})
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)

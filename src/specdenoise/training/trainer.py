@@ -1,0 +1,323 @@
+"""The training loop: one function, :func:`train`, used by ``specdenoise train`` and by tuning.
+
+A run folder holds ``config.yaml`` (resolved), ``metrics.jsonl``, ``last.pt`` / ``best.pt``
+(atomic), ``media/`` and ``wandb/``. ``resume=True`` continues exactly: model, optimizer, LR
+schedule, step, data position, RNG and early-stopping state all come back from ``last.pt``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .. import audio as audio_io
+from .. import config as config_io
+from ..data.corpus import SynthConfig, collect_sources, load_pools
+from ..data.datasets import CachedSpectrogramDataset, CorpusWaveDataset, DynamicMixDataset
+from ..data.mixing import Mixer
+from ..errors import ConfigError, SpecdenoiseError
+from ..metrics import pesq_wb, si_sdr, stoi
+from ..models import build_model, load_checkpoint, save_checkpoint, serialize
+from ..stft import StftConfig, istft, stft
+from ..tracking import Tracker
+from .config import TrainConfig
+from .distributed import DistInfo, ResumableShardedSampler, barrier, init_distributed
+from .losses import compute_loss
+
+HIGHER_IS_BETTER = {"si_sdr": True, "pesq": True, "stoi": True, "loss": False}
+ReportFn = Callable[[int, dict[str, float]], None]
+
+
+def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> tuple[Dataset, Dataset]:
+    """Training and validation datasets from a cache, a corpus, or raw sources (dynamic mixing)."""
+    d = cfg.data
+    crop_samples = int(round(d.crop_seconds * sample_rate))
+    path = Path(d.path) if d.path else None
+    val: Dataset | None = None
+    if path is not None and (path / "stft.json").exists():
+        train_split = "train+validation" if d.merge_train_validation else "train"
+        train_ds = CachedSpectrogramDataset(path, train_split, stft_cfg.n_frames(crop_samples), cfg.run.seed, stft_cfg)
+        val = CachedSpectrogramDataset(path, "validation", None, expect_stft=stft_cfg)
+        if val.sample_rate != sample_rate:
+            raise ConfigError(f"{path}: cache is at {val.sample_rate} Hz but the model is at {sample_rate} Hz")
+    elif path is not None and (path / "corpus.json").exists():
+        splits = ["train", "validation"] if d.merge_train_validation else ["train"]
+        train_ds = CorpusWaveDataset(path, splits, crop_samples, sample_rate, cfg.run.seed)
+        val = CorpusWaveDataset(path, "validation", None, sample_rate, limit=d.val_clips or None)
+    elif path is not None:
+        raise SpecdenoiseError(f"{path}: neither a PREPROCESSED cache (stft.json) nor a corpus (corpus.json)")
+    else:
+        train_ds = None
+    if d.dynamic_mix:
+        if not d.speech or not d.noise:
+            raise ConfigError("data.dynamic_mix needs data.speech and data.noise folders")
+        if d.mix.sample_rate != sample_rate:
+            raise ConfigError(f"data.mix.sample_rate ({d.mix.sample_rate}) differs from the model's ({sample_rate})")
+        synth = SynthConfig(speech_dirs=d.speech, noise_dirs=d.noise, rir_dirs=d.rir, seed=d.split_seed, mix=d.mix)
+        by_split, sources, mix = collect_sources(synth)
+        skipped = sources.skipped
+        if d.merge_train_validation:
+            files = {k: by_split["train"][k] + by_split["validation"][k] for k in by_split["train"]}
+        else:
+            files = by_split["train"]
+        train_ds = DynamicMixDataset(Mixer(load_pools(files, sample_rate, skipped), mix),
+                                     d.examples_per_epoch, crop_samples, cfg.run.seed)
+        if val is None:  # fixed validation mixtures from the validation split's own sources
+            val_pools = load_pools(by_split["validation"], sample_rate, skipped)
+            val = DynamicMixDataset(Mixer(val_pools, mix), d.val_clips or 32,
+                                    int(round(mix.clip_seconds * sample_rate)), seed=10_000 + d.split_seed)
+    if train_ds is None or val is None:
+        raise ConfigError("no training data: set data.path (cache or corpus) or data.dynamic_mix with sources")
+    if d.val_clips and len(val) > d.val_clips and isinstance(val, CachedSpectrogramDataset):
+        val = torch.utils.data.Subset(val, range(d.val_clips))
+    return train_ds, val
+
+
+def lr_at(cfg: TrainConfig, step: int, plateau_scale: float) -> float:
+    o = cfg.optim
+    if o.warmup_steps and step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.schedule == "cosine":
+        progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.run.max_steps - o.warmup_steps))
+        return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if o.schedule == "plateau":
+        return o.lr * plateau_scale
+    if o.schedule == "constant":
+        return o.lr
+    raise ConfigError(f"optim.schedule must be cosine, plateau or constant, got {o.schedule!r}")
+
+
+def _specs(batch: dict[str, torch.Tensor], stft_cfg: StftConfig, device) -> tuple[torch.Tensor, ...]:
+    noisy, clean = batch["noisy"].to(device), batch["clean"].to(device)
+    if noisy.is_complex():
+        n = (noisy.shape[-1] - 1) * stft_cfg.hop_length
+        return noisy, clean, None, n
+    return stft(noisy, stft_cfg), stft(clean, stft_cfg), clean, clean.shape[-1]
+
+
+def _device(cfg: TrainConfig, dist_info: DistInfo) -> torch.device:
+    want = cfg.run.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("run.device is 'cuda' but no GPU is available")
+        return torch.device("cuda", dist_info.local_rank)
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate(model, val: Dataset, cfg: TrainConfig, device, media_dir: Path | None = None) -> tuple[dict[str, float], dict]:
+    """Validation loss, SI-SDR (and of the noisy input), PESQ-WB and STOI on the first clips."""
+    model.eval()
+    stft_cfg, sr = model.stft_config, model.sample_rate
+    losses, sdr, sdr_noisy, pesqs, stois, media = [], [], [], [], [], {}
+    for i in range(len(val)):
+        item = val[i]
+        batch = {k: v.unsqueeze(0) for k, v in item.items()}
+        noisy_spec, clean_spec, clean_wave, n = _specs(batch, stft_cfg, device)
+        est_spec = model(noisy_spec)
+        est = istft(est_spec, stft_cfg, n)[0].float().cpu().numpy()
+        clean = (clean_wave[0] if clean_wave is not None else istft(clean_spec, stft_cfg, n)[0]).float().cpu().numpy()
+        noisy = istft(noisy_spec, stft_cfg, n)[0].float().cpu().numpy()
+        losses.append(float(compute_loss(cfg.loss, est_spec, clean_spec,
+                                         torch.from_numpy(est)[None], torch.from_numpy(clean)[None])["total"]))
+        sdr.append(si_sdr(clean, est))
+        sdr_noisy.append(si_sdr(clean, noisy))
+        if i < cfg.run.pesq_stoi_clips:
+            try:
+                pesqs.append(pesq_wb(clean, est, sr))
+            except ValueError:
+                pass
+            stois.append(stoi(clean, est, sr))
+        if i == 0:
+            media = {"noisy": noisy, "denoised": est, "clean": clean}
+    metrics = {"loss": float(np.mean(losses)), "si_sdr": float(np.mean(sdr)),
+               "si_sdr_noisy": float(np.mean(sdr_noisy))}
+    metrics["si_sdr_improvement"] = metrics["si_sdr"] - metrics["si_sdr_noisy"]
+    if pesqs:
+        metrics["pesq"] = float(np.mean(pesqs))
+    if stois:
+        metrics["stoi"] = float(np.mean(stois))
+    model.train()
+    return metrics, media
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: ReportFn | None = None) -> dict[str, Any]:
+    """Train a model as ``cfg`` says; returns a summary (best metric, steps, paths).
+
+    ``report(step, val_metrics)`` is called after each validation on rank 0; tuning uses it to
+    prune (an exception raised there ends the run cleanly and propagates).
+    """
+    dist_info = init_distributed()
+    out = Path(out_dir)
+    if cfg.run.early_stop_metric not in HIGHER_IS_BETTER:
+        raise ConfigError(f"run.early_stop_metric must be one of {sorted(HIGHER_IS_BETTER)}")
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and not last_path.exists():
+        raise SpecdenoiseError(f"{out}: nothing to resume (last.pt missing)")
+    if not resume and last_path.exists():
+        raise SpecdenoiseError(f"{out}: a run exists here; pass --resume to continue it or choose another --out")
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    device = _device(cfg, dist_info)
+    torch.manual_seed(cfg.run.seed)
+
+    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+    model = build_model(cfg.model.get("name", "unet"), stft=cfg.stft, **model_kwargs).to(device)
+    if cfg.run.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    stft_cfg, sr = model.stft_config, model.sample_rate
+    train_ds, val_ds = build_datasets(cfg, stft_cfg, sr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                  weight_decay=cfg.optim.weight_decay)
+    state = {"step": 0, "best": None, "evals_since_best": 0, "plateau_scale": 1.0, "plateau_bad": 0,
+             "wandb_id": None, "history": []}
+    if resume:
+        package = load_checkpoint(last_path)
+        model.load_state_dict(package["state_dict"])
+        ts = package["train_state"]
+        optimizer.load_state_dict(ts["optimizer"])
+        state.update({k: ts[k] for k in state if k in ts})
+        torch.set_rng_state(ts["torch_rng"])
+    if dist_info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        config_io.dump(cfg, out / "config.yaml")
+    ddp_model = model
+    if dist_info.enabled:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    sampler = ResumableShardedSampler(len(train_ds), cfg.data.batch_size, cfg.run.seed, dist_info.rank, dist_info.world_size)
+    bpe = sampler.batches_per_epoch
+    if bpe == 0:
+        raise ConfigError(f"data.batch_size ({cfg.data.batch_size}) exceeds the {len(train_ds)} training examples per rank")
+    tracker = Tracker(out, config_io.to_dict(cfg), cfg.tracking.tracker, cfg.tracking.project, cfg.tracking.group,
+                      cfg.tracking.name, enabled=dist_info.is_main, resume_id=state["wandb_id"])
+    state["wandb_id"] = tracker.run_id
+    higher = HIGHER_IS_BETTER[cfg.run.early_stop_metric]
+
+    def checkpoint(path: Path, metrics: dict[str, float]) -> None:
+        save_checkpoint(path, serialize(model, extra={
+            "config": config_io.to_dict(cfg), "metrics": metrics,
+            "train_state": {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                            **{k: state[k] for k in state}}}))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.run.max_steps, initial=state["step"], desc="train", unit="step",
+               disable=not (cfg.run.progress and dist_info.is_main), dynamic_ncols=True)
+    stop_reason = "max_steps"
+    wait_time = step_time = 0.0
+    model.train()
+    try:
+        while state["step"] < cfg.run.max_steps:
+            epoch, start = divmod(state["step"], bpe)
+            sampler.set_epoch(epoch, start)
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            loader = DataLoader(train_ds, batch_size=cfg.data.batch_size, sampler=sampler,
+                                num_workers=cfg.data.num_workers, drop_last=True,
+                                persistent_workers=False, pin_memory=device.type == "cuda")
+            t_wait = time.perf_counter()
+            for batch in loader:
+                t0 = time.perf_counter()
+                wait_time += t0 - t_wait
+                step = state["step"]
+                lr = lr_at(cfg, step, state["plateau_scale"])
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                noisy_spec, clean_spec, clean_wave, n = _specs(batch, stft_cfg, device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.run.bf16):
+                    est_spec = ddp_model(noisy_spec)
+                est_wave = clean_ref = None
+                if cfg.loss.needs_waveform:
+                    est_wave = istft(est_spec, stft_cfg, n)
+                    clean_ref = clean_wave if clean_wave is not None else istft(clean_spec, stft_cfg, n)
+                terms = compute_loss(cfg.loss, est_spec, clean_spec, est_wave, clean_ref)
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+                optimizer.step()
+                state["step"] = step = step + 1
+                t_wait = time.perf_counter()
+                step_time += t_wait - t0
+                loss_value = float(terms["total"])
+                if not math.isfinite(loss_value):
+                    raise SpecdenoiseError(f"loss became {loss_value} at step {step}; lower optim.lr or check the data")
+                bar.update()
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+                if dist_info.is_main and (step % cfg.run.log_every == 0 or step == 1):
+                    logged = {f"train/{k}": float(v) for k, v in terms.items()}
+                    logged.update({"train/lr": lr, "train/grad_norm": float(grad_norm),
+                                   "train/data_wait_share": wait_time / max(1e-9, wait_time + step_time)})
+                    tracker.log(logged, step)
+                if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps:
+                    stop = _validate_and_checkpoint(model, val_ds, cfg, device, out, tracker, state, step,
+                                                    higher, checkpoint, report, dist_info)
+                    if stop:
+                        stop_reason = "early_stopping"
+                        break
+                if state["step"] >= cfg.run.max_steps:
+                    break
+            if stop_reason == "early_stopping":
+                break
+    finally:
+        bar.close()
+        if dist_info.is_main:
+            tracker.summary({"best_" + cfg.run.early_stop_metric: state["best"], "steps": state["step"]})
+        tracker.finish()
+    barrier(dist_info)
+    return {"best": state["best"], "metric": cfg.run.early_stop_metric, "steps": state["step"],
+            "stop_reason": stop_reason, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
+            "history": state["history"]}
+
+
+def _validate_and_checkpoint(model, val_ds, cfg, device, out, tracker, state, step, higher,
+                             checkpoint, report, dist_info) -> bool:
+    """Rank 0 validates, logs, checkpoints; every rank learns whether to stop."""
+    stop = False
+    if dist_info.is_main:
+        metrics, media = evaluate(model, val_ds, cfg, device)
+        value = metrics.get(cfg.run.early_stop_metric)
+        improved = value is not None and (state["best"] is None or (value > state["best"] if higher else value < state["best"]))
+        if improved:
+            state["best"], state["evals_since_best"], state["plateau_bad"] = value, 0, 0
+        else:
+            state["evals_since_best"] += 1
+            state["plateau_bad"] += 1
+            if cfg.optim.schedule == "plateau" and state["plateau_bad"] >= cfg.optim.plateau_patience:
+                state["plateau_scale"] = max(cfg.optim.min_lr_ratio, state["plateau_scale"] * 0.5)
+                state["plateau_bad"] = 0
+        state["history"].append({"step": step, **metrics})
+        tracker.log({f"val/{k}": v for k, v in metrics.items()} | {"val/best": state["best"] or 0.0}, step)
+        n_evals = step // cfg.run.eval_every
+        if cfg.run.media_every and (n_evals % cfg.run.media_every == 1 or cfg.run.media_every == 1) and media:
+            _log_media(media, model.sample_rate, out / "media", tracker, step)
+        checkpoint(out / "last.pt", metrics)
+        if improved:
+            checkpoint(out / "best.pt", metrics)
+        if cfg.run.patience and state["evals_since_best"] >= cfg.run.patience:
+            stop = True
+        if report is not None:
+            report(step, metrics)
+    if dist_info.enabled:
+        flag = torch.tensor([1 if stop else 0])
+        torch.distributed.broadcast(flag, src=0)
+        stop = bool(flag.item())
+    return stop
+
+
+def _log_media(media: dict[str, np.ndarray], sr: int, folder: Path, tracker: Tracker, step: int) -> None:
+    from ..plots import plot_spectrograms
+
+    folder.mkdir(parents=True, exist_ok=True)
+    png = plot_spectrograms(media, sr, folder / f"spectrograms_step{step:07d}.png", title=f"validation clip, step {step}")
+    for name, wave in media.items():
+        audio_io.write(folder / f"{name}_step{step:07d}.wav", wave, sr, overwrite=True)
+    tracker.log_media({f"audio/{k}": (v, sr) for k, v in media.items()}, {"spectrograms": png}, step)

@@ -1,0 +1,256 @@
+"""The STFT core: perfect reconstruction, config validation, feature compression."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from specdenoise.errors import ConfigError
+from specdenoise.stft import (
+    StftConfig,
+    compress,
+    decompress,
+    from_magphase,
+    istft,
+    istft_np,
+    magphase,
+    stft,
+    stft_np,
+)
+
+TOL = 1e-5
+
+# (n_fft, hop_length, win_length, window)
+CONFIGS = [
+    (512, 128, None, "hann"),
+    (1024, 256, None, "hann"),
+    (320, 160, None, "hann"),
+    (400, 100, None, "hamming"),
+    (512, 128, None, "blackman"),
+    (512, 256, None, "blackman"),
+    (512, 256, None, "sqrt_hann"),
+    (320, 80, None, "sqrt_hann"),
+    (512, 128, 400, "hann"),  # win_length < n_fft
+    (512, 160, 320, "hamming"),
+    (511, 128, None, "hann"),  # odd n_fft
+]
+IDS = [f"{w}-{n}-{h}" + (f"-win{wl}" if wl else "") for n, h, wl, w in CONFIGS]
+
+
+def _config(n_fft, hop, win, window):
+    return StftConfig(n_fft=n_fft, hop_length=hop, win_length=win, window=window)
+
+
+def _lengths(config: StftConfig) -> list[int]:
+    """Odd and awkward lengths: every remainder class near the end matters, and short signals."""
+    n, h = config.n_fft, config.hop_length
+    return [16001, 777, n - 1, n // 2, n // 2 + 1, 1, 2, 3 * h - 1, 3 * h + h // 2 + 1]
+
+
+def _signal(rng, *shape) -> torch.Tensor:
+    return torch.from_numpy(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=IDS)
+def test_round_trip(params, rng):
+    config = _config(*params)
+    for length in _lengths(config):
+        x = _signal(rng, length)
+        spec = stft(x, config)
+        assert spec.dtype == torch.complex64
+        assert spec.shape == (config.n_freqs, config.n_frames(length))
+        y = istft(spec, config, length=length)
+        assert y.dtype == torch.float32 and y.shape == x.shape
+        err = (y - x).abs().max().item()
+        assert err < TOL, f"length {length}: max error {err:.3g}"
+
+
+def test_round_trip_every_length_near_the_edges(rng):
+    """A sweep over all remainders of length modulo hop, for the configs with the most overlap
+    loss at the ends (50 % hann, and win_length < n_fft)."""
+    for params in [(320, 160, None, "hann"), (64, 24, 50, "blackman"), (64, 40, None, "sqrt_hann")]:
+        config = _config(*params)
+        for length in range(3000, 3000 + config.hop_length):
+            x = _signal(rng, length)
+            y = istft(stft(x, config), config, length=length)
+            err = (y - x).abs().max().item()
+            assert err < TOL, f"{params}, length {length}: max error {err:.3g}"
+
+
+def test_round_trip_batched(rng):
+    config = StftConfig(n_fft=512, hop_length=128)
+    x = _signal(rng, 3, 2, 4001)
+    spec = stft(x, config)
+    assert spec.shape == (3, 2, config.n_freqs, config.n_frames(4001))
+    # batching changes nothing: each channel equals its own STFT
+    torch.testing.assert_close(spec[2, 1], stft(x[2, 1], config))
+    y = istft(spec, config, length=4001)
+    assert y.shape == x.shape
+    assert (y - x).abs().max().item() < TOL
+
+
+def test_round_trip_numpy(rng):
+    config = StftConfig(n_fft=400, hop_length=100, window="hamming")
+    x = rng.uniform(-1, 1, (2, 5555)).astype(np.float32)
+    spec = stft_np(x, config)
+    assert isinstance(spec, np.ndarray) and np.iscomplexobj(spec)
+    assert spec.shape == (2, config.n_freqs, config.n_frames(5555))
+    y = istft_np(spec, config, length=5555)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float32
+    assert np.abs(y - x).max() < TOL
+    # float64 and int16 input are accepted too (cast to float32)
+    np.testing.assert_allclose(stft_np(x.astype(np.float64), config), spec, atol=1e-5)
+    pcm = (x[0] * 32767).astype(np.int16)
+    assert stft_np(pcm, config).shape == spec.shape[1:]
+
+
+def test_float64_round_trip_is_exact(rng):
+    config = StftConfig(n_fft=512, hop_length=128)
+    x = torch.from_numpy(rng.uniform(-1, 1, 3333))  # float64
+    spec = stft(x, config)
+    assert spec.dtype == torch.complex128
+    assert (istft(spec, config, length=3333) - x).abs().max().item() < 1e-12
+
+
+def test_stft_matches_a_direct_dft(rng):
+    """Frame k is centred on sample k * hop, windowed by a periodic hann: check one frame by hand,
+    so a framing shift (which a round trip alone cannot see) is caught."""
+    config = StftConfig(n_fft=64, hop_length=16)
+    x = rng.uniform(-1, 1, 500)
+    spec = stft(torch.from_numpy(x), config).numpy()
+    k = 7
+    n = np.arange(64)
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * n / 64)
+    frame = x[k * 16 - 32 : k * 16 + 32] * w
+    np.testing.assert_allclose(spec[:, k], np.fft.rfft(frame), atol=1e-9)
+
+
+def test_frames_cover_the_signal():
+    config = StftConfig(n_fft=512, hop_length=128)
+    assert config.n_frames(1) == 1
+    assert config.n_frames(128) == 2
+    assert config.n_frames(129) == 2
+    assert config.n_frames(130) == 3  # the last frame is centred on or after the last sample
+    assert config.n_frames(16000) == 126
+    for n in (1, 100, 129, 130, 16001):
+        left, right = config.padding(n)
+        assert left == 256
+        assert (n + left + right - 512) == (config.n_frames(n) - 1) * 128
+
+
+def test_magphase_round_trip(rng):
+    config = StftConfig()
+    spec = stft(_signal(rng, 2000), config)
+    mag, phase = magphase(spec)
+    assert (mag >= 0).all()
+    torch.testing.assert_close(from_magphase(mag, phase), spec, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_round_trip_cuda(rng):
+    config = StftConfig(n_fft=512, hop_length=128)
+    x = _signal(rng, 2, 16001).cuda()
+    spec = stft(x, config)
+    assert spec.is_cuda
+    y = istft(spec, config, length=16001)
+    assert y.is_cuda
+    assert (y - x).abs().max().item() < TOL
+    torch.testing.assert_close(spec.cpu(), stft(x.cpu(), config), atol=1e-4, rtol=1e-4)
+
+
+# --- config validation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(n_fft=512, hop_length=600, win_length=512), "hop_length"),
+        (dict(n_fft=512, hop_length=300, win_length=256), "hop_length"),
+        (dict(n_fft=256, hop_length=64, win_length=512), "win_length"),
+        (dict(n_fft=0, hop_length=128), "n_fft"),
+        (dict(n_fft=-512, hop_length=128), "n_fft"),
+        (dict(n_fft=512.0, hop_length=128), "n_fft"),
+        (dict(n_fft="512", hop_length=128), "n_fft"),
+        (dict(n_fft=True, hop_length=1), "n_fft"),
+        (dict(n_fft=512, hop_length=0), "hop_length"),
+        (dict(n_fft=512, hop_length=-128), "hop_length"),
+        (dict(n_fft=512, hop_length=128.5), "hop_length"),
+        (dict(n_fft=512, hop_length=None), "hop_length"),
+        (dict(n_fft=512, hop_length=128, win_length=0), "win_length"),
+        (dict(n_fft=512, hop_length=128, win_length=400.0), "win_length"),
+        (dict(n_fft=512, hop_length=128, window="kaiser"), "window"),
+        (dict(n_fft=512, hop_length=128, window="Hann"), "window"),
+        (dict(n_fft=512, hop_length=128, center=False), "center"),
+        (dict(n_fft=512, hop_length=128, center="yes"), "center"),
+        # windows and hops that leave (near) zero overlap-add envelope somewhere
+        (dict(n_fft=512, hop_length=512, window="hann"), "hop_length"),
+        (dict(n_fft=512, hop_length=512, window="sqrt_hann"), "hop_length"),
+        (dict(n_fft=512, hop_length=480, window="blackman"), "hop_length"),
+        (dict(n_fft=512, hop_length=400, window="blackman"), "hop_length"),
+        (dict(n_fft=400, hop_length=400, window="hamming"), "hop_length"),
+    ],
+)
+def test_invalid_config_names_the_field(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        StftConfig(**kwargs)
+    assert field in str(info.value)
+    assert isinstance(info.value, ValueError)  # ConfigError is a ValueError too
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=IDS)
+def test_valid_configs_are_accepted(params):
+    config = _config(*params)
+    assert config.win_length == (params[2] or params[0])
+
+
+def test_config_dict_round_trip_and_plain_ints():
+    config = StftConfig(n_fft=np.int64(400), hop_length=np.int32(100), window="hamming")
+    data = config.to_dict()
+    assert data == {"n_fft": 400, "hop_length": 100, "win_length": 400, "window": "hamming", "center": True}
+    assert all(type(data[k]) is int for k in ("n_fft", "hop_length", "win_length"))
+    assert StftConfig.from_dict(data) == config
+    assert StftConfig.from_dict({"n_fft": 1024, "hop_length": 256}).win_length == 1024
+    with pytest.raises(ConfigError, match="hop_length"):
+        StftConfig.from_dict({"n_fft": 256, "hop_length": 300})
+
+
+def test_config_is_frozen():
+    config = StftConfig()
+    with pytest.raises(Exception):
+        config.hop_length = 64  # type: ignore[misc]
+
+
+# --- feature compression -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("feature, power", [("log1p", 0.3), ("power", 0.3), ("power", 0.5), ("linear", 0.3)])
+def test_compress_round_trip(feature, power, rng):
+    mag = torch.from_numpy(rng.exponential(2.0, (3, 257, 40)).astype(np.float32))
+    mag[0, 0, 0] = 0.0
+    feat = compress(mag, feature, power)
+    assert feat.shape == mag.shape
+    torch.testing.assert_close(decompress(feat, feature, power), mag, rtol=1e-4, atol=1e-5)
+
+
+def test_compress_values(rng):
+    mag = torch.tensor([0.0, 1.0, 4.0, 100.0])
+    torch.testing.assert_close(compress(mag, "log1p"), torch.log(1 + mag))
+    torch.testing.assert_close(compress(mag, "power", 0.5), torch.tensor([0.0, 1.0, 2.0, 10.0]))
+    torch.testing.assert_close(compress(mag, "linear"), mag)
+    # compression really compresses: large magnitudes shrink relative to small ones
+    assert compress(mag, "log1p")[3] < 10
+    # decompressing a (model-predicted) negative feature never gives a negative magnitude for power
+    assert decompress(torch.tensor([-0.5]), "power", 0.3).item() == 0.0
+
+
+def test_compress_refuses_unknown_feature_and_bad_power():
+    mag = torch.ones(3)
+    with pytest.raises(ConfigError, match="feature"):
+        compress(mag, "mel")
+    with pytest.raises(ConfigError, match="feature"):
+        decompress(mag, "sqrt")
+    for power in (0, -0.3, float("inf")):
+        with pytest.raises(ConfigError, match="power"):
+            compress(mag, "power", power)
+        with pytest.raises(ConfigError, match="power"):
+            decompress(mag, "power", power)
