@@ -185,9 +185,10 @@ def test_bad_files(tmp_path):
 def test_dump_then_load_round_trip(tmp_path):
     exp = cfg.load(Experiment, None, [
         "model.name=cnn", "model.channels=[3, 5]", "model.dropout=0.25", "train.epochs=4",
-        "train.amp=true", "train.out=runs/a b", "train.tag=x: y", "train.optim.lr=3e-4",
-        "train.optim.betas=[0.1, 0.2]", "notes=multi\nline",
+        "train.amp=true", "train.out=runs/a b", "train.tag='x: y'", "train.optim.lr=3e-4",
+        "train.optim.betas=[0.1, 0.2]", "notes='it''s #1'",
     ])
+    assert exp.train.tag == "x: y" and exp.notes == "it's #1"
     path = tmp_path / "resolved" / "config.yaml"
     cfg.dump(exp, path)
     text = path.read_text()

@@ -132,6 +132,9 @@ def test_frames_cover_the_signal():
     assert config.n_frames(129) == 2
     assert config.n_frames(130) == 3  # the last frame is centred on or after the last sample
     assert config.n_frames(16000) == 126
+    # a crop of F frames stands for (F - 1) * hop samples, and back
+    for frames in (1, 2, 63, 64):
+        assert config.n_frames((frames - 1) * 128) == max(frames, 1)
     for n in (1, 100, 129, 130, 16001):
         left, right = config.padding(n)
         assert left == 256
