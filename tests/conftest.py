@@ -40,3 +40,34 @@ def rng(request) -> np.random.Generator:
     seed = np.random.SeedSequence([RUN_SEED, *request.node.nodeid.encode()])
     print(f"rng: SPECDENOISE_TEST_SEED={RUN_SEED} (test {request.node.nodeid})")
     return np.random.default_rng(seed)
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: float = 600):
+    """Run ``python -m specdenoise ARGS`` in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+                **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "specdenoise", *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"specdenoise {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, shared_data) -> Path:
+    """A real corpus from the shared data: 3-second clips, a few per split."""
+    out = tmp_path_factory.mktemp("corpus") / "corpus"
+    run_cli("synth", "--speech", shared_data / "speech", "--noise", shared_data / "noise",
+            "--rir", shared_data / "rir", "--out", out, "--hours", "0.02", "--clip-seconds", "3",
+            "--seed", "7", "--workers", "2", "--no-progress")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, tiny_corpus) -> Path:
+    out = tmp_path_factory.mktemp("pre") / "PREPROCESSED"
+    run_cli("preprocess", tiny_corpus, "--out", out, "--merge-train-validation", "--no-progress")
+    return out

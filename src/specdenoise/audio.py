@@ -113,7 +113,7 @@ def write(
     else:
         fmt = "WAV"
     for other in protect:
-        if _same_file(path, Path(other)):
+        if same_file(path, Path(other)):
             raise AudioError(path, "refusing to overwrite an input file")
     if path.is_dir():
         raise AudioError(path, "is a folder, not a file name to write")
@@ -137,7 +137,7 @@ def rms_db(audio: np.ndarray) -> float:
     return 10.0 * np.log10(power) if power > 0 else float("-inf")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     """True when ``a`` and ``b`` name one file (symlinks, ``..`` and hard links included)."""
     if a.resolve() == b.resolve():
         return True

@@ -12,7 +12,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path``; remove the temp on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temp(path)
+    tmp = new_temp(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -23,7 +23,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
-def _new_temp(path: Path) -> str:
+def new_temp(path: Path) -> str:
     """Create an empty temp file next to ``path``, with the mode a plain ``open()`` would give
     (``tempfile.mkstemp`` makes 0600 files, which would leave results unreadable to others)."""
     for _ in range(100):
@@ -43,3 +43,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+_new_temp = new_temp  # older name

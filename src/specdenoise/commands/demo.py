@@ -1,14 +1,23 @@
-"""`specdenoise demo` (placeholder until implemented)."""
+"""``specdenoise demo``: denoise the shipped example and show what changed."""
 from __future__ import annotations
 
-HELP = "demo (not implemented yet)"
+HELP = "denoise the shipped example: writes denoised.wav and spectrograms.png, prints metrics"
 
 
 def add_arguments(parser) -> None:
-    pass
+    parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    parser.add_argument("--example", default="example1", help="which shipped example (example1, example2)")
+    parser.add_argument("--model", default="default", help="'default' (shipped) or a checkpoint path")
 
 
 def run(args) -> int:
-    from ..cli import not_implemented
+    from ..demo import run_demo
 
-    return not_implemented("demo")
+    report = run_demo(args.out, example=args.example, model=args.model)
+    print(f"example: {report['example']} ({report['description']})")
+    print(f"{'':10s} {'PESQ-WB':>8s} {'STOI':>6s} {'SI-SDR':>8s}")
+    for row in ("noisy", "denoised"):
+        m = report[row]
+        print(f"{row:10s} {m['pesq_wb']:8.2f} {m['stoi']:6.3f} {m['si_sdr']:8.2f}")
+    print(f"wrote {report['wav']} and {report['png']}")
+    return 0

@@ -6,6 +6,9 @@ Output::
     CORPUS/{train,validation,test}/clean|noisy|noise/NAME.wav
     CORPUS/{split}/meta.csv                   one row per clip
 
+Clips are 24-bit PCM WAV: exact enough for SNRs to 0.001 dB, and unlike float WAV (whose PEAK
+chunk holds a timestamp) byte-reproducible.
+
 The corpus is built in ``CORPUS.partial`` and renamed at the end, so a failure leaves nothing
 half-written. Every clip has its own seed (corpus seed, split, index), so the same inputs and
 seed give a byte-identical corpus with any number of workers.
@@ -176,7 +179,7 @@ def _make_clip(job: tuple[str, int]) -> dict:
         raise SpecdenoiseError(f"clip {name}: 20 silent speech draws in a row; check the speech sources")
     out = _WORKER["root"] / split
     for kind, data in (("clean", m.clean), ("noisy", m.noisy), ("noise", m.noise)):
-        audio.write(out / kind / f"{name}.wav", data, mixer.config.sample_rate, subtype="FLOAT")
+        audio.write(out / kind / f"{name}.wav", data, mixer.config.sample_rate, subtype="PCM_24")
     return {"clip": name, **m.meta}
 
 

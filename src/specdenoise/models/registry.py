@@ -46,7 +46,7 @@ def serialize(model, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "sample_rate": model.sample_rate,
         "stft": model.stft_config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "versions": {"specdenoise": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "versions": {"specdenoise": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         **(extra or {}),
     }
 

@@ -1,0 +1,43 @@
+"""The README's main job: denoise a shipped example and write a WAV and a spectrogram figure."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from . import audio
+from .enhance import Denoiser
+from .errors import ConfigError
+from .metrics import pesq_wb, si_sdr, stoi
+from .plots import plot_spectrograms
+
+
+def examples_dir() -> Path:
+    return Path(str(resources.files("specdenoise") / "examples"))
+
+
+def load_example(name: str):
+    folder = examples_dir()
+    index = json.loads((folder / "examples.json").read_text())
+    if name not in index:
+        raise ConfigError(f"unknown example {name!r}; available: {sorted(index)}")
+    entry = index[name]
+    noisy, sr = audio.read(folder / entry["noisy"])
+    clean, _ = audio.read(folder / entry["clean"], sample_rate=sr)
+    return noisy, clean, sr, entry
+
+
+def scores(clean, estimate, sr) -> dict[str, float]:
+    return {"pesq_wb": pesq_wb(clean, estimate, sr), "stoi": stoi(clean, estimate, sr), "si_sdr": si_sdr(clean, estimate)}
+
+
+def run_demo(out: str | Path, example: str = "example1", model: str = "default") -> dict:
+    out = Path(out)
+    noisy, clean, sr, entry = load_example(example)
+    denoiser = Denoiser.from_pretrained() if model == "default" else Denoiser.from_checkpoint(model)
+    denoised = denoiser(noisy, sr)
+    wav = audio.write(out / "denoised.wav", denoised, sr, overwrite=True)
+    png = plot_spectrograms({"noisy input": noisy, "denoised (specdenoise)": denoised, "clean reference": clean},
+                            sr, out / "spectrograms.png", title=entry["description"])
+    return {"example": example, "description": entry["description"], "wav": str(wav), "png": str(png),
+            "noisy": scores(clean, noisy, sr), "denoised": scores(clean, denoised, sr)}
