@@ -3,11 +3,15 @@
 Any length, rate and channel count: each channel is resampled to the model's rate, denoised in
 chunks with context on both sides, resampled back and cut to the input's exact length. Chunk
 starts are aligned to the model's frame grid (hop x 2**depth for a U-Net) and the context is
-wider than the network's receptive field, so chunked output equals whole-file output to float
-precision while memory stays bounded (``denoise_file`` streams from disk to disk).
+never narrower than the network's receptive field (plus one STFT window), so chunked output
+equals whole-file output to float precision while memory stays bounded (``denoise_file``
+streams from disk to disk). ``strength`` mixes the input back in at the input's own rate, so the
+band above the model's Nyquist frequency is attenuated no more than the rest.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ import torch
 from . import audio as audio_io
 from .errors import AudioError, ConfigError
 from .fileio import new_temp
-from .models import from_serialized, load_checkpoint
+from .models import model_from_checkpoint
 
 PRETRAINED = {"default": "default.pt"}
 
@@ -96,27 +100,72 @@ class _Resampler:
         return y
 
 
+def receptive_field_frames(model) -> int | None:
+    """One-sided receptive field of ``model`` in STFT frames (an upper bound), if known.
+
+    A model may say so itself (``receptive_field_frames`` attribute); the two built-in families
+    are computed from their configs. U-Net, kernel k (r = k // 2), depth d: each level i (scale
+    2**i) adds 2r (encoder convs) + 1 (pool) + 1 (upsampling) + 2r (decoder convs) frames at its
+    scale, the bottleneck 2r at scale 2**d. R-CED: time_kernel // 2 per layer.
+    """
+    own = getattr(model, "receptive_field_frames", None)
+    if own is not None:
+        return int(own)
+    cfg = model.config() if hasattr(model, "config") else {}
+    if getattr(model, "name", None) == "unet":
+        r, depth = int(cfg.get("kernel_size", 3)) // 2, int(cfg.get("depth", 4))
+        return (4 * r + 2) * (2**depth - 1) + 2 * r * 2**depth
+    if getattr(model, "name", None) == "cnn":
+        return len(cfg.get("channels", ())) * (int(cfg.get("time_kernel", 3)) // 2)
+    return None
+
+
+def _finite_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _ceil_to(n: float, step: int) -> int:
+    return int(math.ceil(n / step - 1e-9)) * step
+
+
 class Denoiser:
     """A trained model wrapped for use on any waveform.
 
     ``strength`` in [0, 1] mixes the denoised signal with the input (1 = fully denoised); it
-    caps attenuation at ``20*log10(1 - strength)`` dB, so users can keep some background.
+    caps attenuation at ``20*log10(1 - strength)`` dB, so users can keep some background. The mix
+    happens at the input's rate (the whole band keeps at least ``1 - strength`` of the input).
+    ``chunk_seconds`` bounds memory; ``context_seconds`` is a minimum: the context is widened to
+    the model's receptive field when that is larger, so chunking never changes the output.
     """
 
     def __init__(self, model, strength: float = 1.0, chunk_seconds: float = 10.0,
                  context_seconds: float = 1.0, threads: int | None = None):
+        strength = _finite_number("strength", strength)
         if not 0.0 <= strength <= 1.0:
             raise ConfigError(f"strength must lie in [0, 1], got {strength}")
+        chunk_seconds = _finite_number("chunk_seconds", chunk_seconds)
+        context_seconds = _finite_number("context_seconds", context_seconds)
+        if chunk_seconds <= 0:
+            raise ConfigError(f"chunk_seconds must be positive, got {chunk_seconds}")
+        if context_seconds < 0:
+            raise ConfigError(f"context_seconds must not be negative, got {context_seconds}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            raise ConfigError(f"threads must be a positive integer (or 0/None for torch's default), got {threads!r}")
         self.model = model.eval()
         self.strength = strength
-        self.threads = threads
-        align = model.stft_config.hop_length * model.frame_multiple
+        self.threads = threads or None
+        cfg = model.stft_config
+        align = cfg.hop_length * model.frame_multiple
+        rf = receptive_field_frames(model)
+        min_context = _ceil_to(rf * cfg.hop_length + cfg.n_fft, align) if rf is not None else 0
         self.chunk = max(align, int(round(chunk_seconds * model.sample_rate / align)) * align)
-        self.context = max(align, int(round(context_seconds * model.sample_rate / align)) * align)
+        self.context = max(align, min_context, _ceil_to(context_seconds * model.sample_rate, align))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Denoiser":
-        return cls(from_serialized(load_checkpoint(path)), **kwargs)
+        return cls(model_from_checkpoint(path), **kwargs)
 
     @classmethod
     def from_pretrained(cls, name: str = "default", **kwargs) -> "Denoiser":
@@ -124,9 +173,9 @@ class Denoiser:
 
     @staticmethod
     def attenuation_to_strength(limit_db: float) -> float:
-        """Strength whose mix-back caps attenuation at ``limit_db`` dB."""
-        if limit_db <= 0:
-            raise ConfigError(f"attenuation limit must be positive dB, got {limit_db}")
+        """Strength whose mix-back caps attenuation at ``limit_db`` dB (0 dB: pass through)."""
+        if isinstance(limit_db, bool) or not isinstance(limit_db, numbers.Real) or math.isnan(limit_db) or limit_db < 0:
+            raise ConfigError(f"attenuation limit must be a non-negative number of dB, got {limit_db}")
         return 1.0 - 10 ** (-limit_db / 20)
 
     @property
@@ -135,47 +184,78 @@ class Denoiser:
 
     @torch.inference_mode()
     def enhance_segment(self, x: np.ndarray) -> np.ndarray:
-        """Whole-segment enhancement at the model's rate (no chunking)."""
-        y = self.model.enhance(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
-        if self.strength < 1.0:
-            y = self.strength * y + (1.0 - self.strength) * x
-        return y
+        """Whole-segment enhancement at the model's rate (no chunking, no strength mix)."""
+        return self.model.enhance(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
 
     def stream(self, in_rate: int) -> "ChannelStream":
         return ChannelStream(self, in_rate)
 
     def __call__(self, waveform, sample_rate: int):
-        """Denoise ``(samples,)`` or ``(channels, samples)`` at ``sample_rate``; same shape back."""
-        if sample_rate is None or int(sample_rate) <= 0:
-            raise ConfigError("sample_rate is required (the model never assumes one)")
+        """Denoise ``(samples,)`` or ``(channels, samples)`` at ``sample_rate``; same shape back.
+
+        numpy in, numpy out; torch in, torch out (same device). Floating inputs keep their dtype.
+        """
+        rate = _check_rate(sample_rate)
         is_torch = isinstance(waveform, torch.Tensor)
-        x = waveform.detach().cpu().numpy() if is_torch else np.asarray(waveform)
+        if is_torch:
+            device, dtype = waveform.device, waveform.dtype
+            x = waveform.detach().to("cpu", torch.float32).numpy()
+        else:
+            x = np.asarray(waveform)
+            dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
         x = x.astype(np.float32, copy=False)
         if x.ndim not in (1, 2):
             raise ConfigError(f"waveform must be (samples,) or (channels, samples), got shape {x.shape}")
         if not np.isfinite(x).all():
             raise ConfigError("waveform contains NaN or Inf")
         chans = x[None] if x.ndim == 1 else x
-        out = np.stack([self._run_channel(c, int(sample_rate)) for c in chans])
+        out = np.stack([self._run_channel(c, rate) for c in chans]) if len(chans) else np.zeros_like(chans)
         out = out[0] if x.ndim == 1 else out
-        return torch.from_numpy(out) if is_torch else out
+        if is_torch:
+            return torch.from_numpy(out).to(device=device, dtype=dtype if dtype.is_floating_point else torch.float32)
+        return out.astype(dtype, copy=False)
 
     def _run_channel(self, x: np.ndarray, rate: int) -> np.ndarray:
         s = self.stream(rate)
-        return np.concatenate([s.push(x), s.push(np.zeros(0, np.float32), last=True)])[: len(x)]
+        return np.concatenate([s.push(x), s.push(np.zeros(0, np.float32), last=True)])
+
+
+def _check_rate(sample_rate) -> int:
+    if sample_rate is None or isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
+        raise ConfigError(f"sample_rate is required (the model never assumes one), got {sample_rate!r}")
+    if not math.isfinite(sample_rate) or sample_rate <= 0 or sample_rate != int(sample_rate):
+        raise ConfigError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
 
 
 class ChannelStream:
-    """One channel: resample in -> chunked model -> resample out, in any block sizes."""
+    """One channel: resample in -> chunked model -> resample out -> strength mix, in any block
+    sizes. Returns exactly as many samples in total as were pushed (once ``last`` is pushed)."""
 
     def __init__(self, denoiser: Denoiser, rate: int):
         self.down = _Resampler(rate, denoiser.sample_rate)
         self.chunker = _Chunker(denoiser.enhance_segment, denoiser.chunk, denoiser.context)
         self.up = _Resampler(denoiser.sample_rate, rate)
+        self.strength = denoiser.strength
+        self.threads = denoiser.threads
+        self.dry = np.zeros(0, np.float32)  # input samples whose output is not out yet
+        self.extra = np.zeros(0, np.float32)  # model output ahead of the input (rounding only)
 
     def push(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        with _threads(None):
-            return self.up.push(self.chunker.push(self.down.push(x, last), last), last)
+        x = np.asarray(x, np.float32).reshape(-1)
+        with _threads(self.threads):
+            wet = self.up.push(self.chunker.push(self.down.push(x, last), last), last)
+        self.dry = np.concatenate([self.dry, x])
+        if len(self.extra):
+            wet = np.concatenate([self.extra, wet])
+        if last:  # the resampling round trip may miss or add a sample or two at the very end
+            wet = np.concatenate([wet[: len(self.dry)], np.zeros(max(0, len(self.dry) - len(wet)), np.float32)])
+        n = min(len(wet), len(self.dry))
+        out, self.extra = wet[:n], wet[n:]
+        dry, self.dry = self.dry[:n], self.dry[n:]
+        if self.strength < 1.0:
+            out = self.strength * out + (1.0 - self.strength) * dry
+        return out
 
 
 class _threads:
@@ -200,66 +280,116 @@ class FileResult:
     duration: float
 
 
-def _output_subtype(info) -> str:
-    return info.subtype if info.subtype in ("PCM_16", "PCM_24", "FLOAT") else "PCM_16"
+_WAV_SUBTYPES = ("PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+
+
+def _output_subtype(input_subtype: str, fmt: str) -> str:
+    """The input's sample format where the output container holds it, else the nearest one."""
+    if fmt == "OGG":
+        return "VORBIS"
+    if fmt == "FLAC":
+        if input_subtype in ("PCM_16", "PCM_24"):
+            return input_subtype
+        return "PCM_24" if input_subtype in ("PCM_32", "FLOAT", "DOUBLE") else "PCM_16"
+    return input_subtype if input_subtype in _WAV_SUBTYPES else "PCM_16"
+
+
+def _write_error(target: Path, exc: BaseException) -> AudioError:
+    return AudioError(target, f"cannot write ({audio_io._short(exc)})")
 
 
 def denoise_file(denoiser: Denoiser, source: str | Path, target: str | Path, mono: bool = False,
                  force: bool = False, block_seconds: float = 10.0, progress: bool = False) -> FileResult:
     """Stream ``source`` through the denoiser into ``target`` (atomic, bounded memory).
 
-    Keeps the input's rate, channels (unless ``mono``) and length; never overwrites the input,
-    and an existing target only with ``force``.
+    Keeps the input's rate, channels (unless ``mono``), length and sample format (as far as the
+    target's container allows); never overwrites the input, and an existing target only with
+    ``force``. On any failure nothing is left behind (no partial output, no temp file).
     """
     source, target = Path(source), Path(target)
+    block_seconds = _finite_number("block_seconds", block_seconds)
+    if block_seconds <= 0:
+        raise ConfigError(f"block_seconds must be positive, got {block_seconds}")
     meta = audio_io.info(source)
     if meta.frames == 0:
         raise AudioError(source, "empty file (zero samples)")
-    if target.exists() and audio_io.same_file(source, target):
+    audio_io._check_wav_complete(source)
+    if audio_io.same_file(source, target):
         raise AudioError(target, "refusing to overwrite the input file")
+    if target.is_dir():
+        raise AudioError(target, "output is a folder")
     if target.exists() and not force:
         raise AudioError(target, "output exists (use --force to replace it)")
-    if target.exists() and target.is_dir():
-        raise AudioError(target, "output is a folder")
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(target.suffix.lower())
+    if fmt is None:
+        raise AudioError(target, "output name must end in .wav, .flac or .ogg")
     rate, channels = meta.samplerate, (1 if mono else meta.channels)
-    fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(target.suffix.lower(), "WAV")
-    subtype = "VORBIS" if fmt == "OGG" else ("PCM_24" if fmt == "FLAC" and _output_subtype(meta) == "FLOAT" else _output_subtype(meta))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_temp(target)
+    subtype = _output_subtype(meta.subtype, fmt)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_temp(target)
+    except OSError as exc:
+        raise _write_error(target, exc) from None
     started = time.perf_counter()
-    streams = [denoiser.stream(rate) for _ in range(channels)]
     block = max(1, int(block_seconds * rate))
-    written = 0
+    written = read = 0
     try:
         from tqdm import tqdm
 
-        with sf.SoundFile(str(source)) as fin, sf.SoundFile(tmp, "w", rate, channels, subtype=subtype, format=fmt) as fout:
-            bar = tqdm(total=meta.frames, unit="sample", unit_scale=True, desc=source.name, disable=not progress, leave=False)
-            while True:
+        streams = [denoiser.stream(rate) for _ in range(channels)]
+        try:
+            fin = sf.SoundFile(str(source))
+        except Exception as exc:
+            raise AudioError(source, f"unreadable or not audio ({audio_io._short(exc)})") from None
+        with fin:
+            try:
+                fout = sf.SoundFile(tmp, "w", rate, channels, subtype=subtype, format=fmt)
+            except Exception as exc:
+                raise _write_error(target, exc) from None
+            bar = tqdm(total=meta.frames, unit="sample", unit_scale=True, desc=source.name,
+                       disable=not progress, leave=False)
+            done = False
+            try:
+                while True:
+                    try:
+                        data = fin.read(block, dtype="float32", always_2d=True)
+                    except Exception as exc:
+                        raise AudioError(source, f"unreadable or not audio ({audio_io._short(exc)})") from None
+                    read += len(data)
+                    last = len(data) == 0 or read >= meta.frames
+                    if not np.isfinite(data).all():
+                        raise AudioError(source, "contains NaN or Inf samples")
+                    x = data.mean(axis=1, keepdims=True) if mono else data
+                    outs = [s.push(x[:, c], last) for c, s in enumerate(streams)]
+                    n = min(min(len(o) for o in outs), meta.frames - written)
+                    if n > 0:
+                        y = np.stack([o[:n] for o in outs], axis=1)
+                        if subtype not in ("FLOAT", "DOUBLE"):
+                            y = np.clip(y, -1.0, 1.0)
+                        try:
+                            fout.write(y)
+                        except Exception as exc:
+                            raise _write_error(target, exc) from None
+                        written += n
+                    bar.update(len(data))
+                    if last:
+                        break
+                if read < meta.frames:
+                    raise AudioError(source, f"truncated file ({read} of {meta.frames} samples present)")
+                done = True
+            finally:
+                bar.close()
                 try:
-                    data = fin.read(block, dtype="float32", always_2d=True)
+                    fout.close()  # flushes: a full disk shows here
                 except Exception as exc:
-                    raise AudioError(source, f"unreadable or not audio ({audio_io._short(exc)})") from None
-                last = len(data) < block
-                if not np.isfinite(data).all():
-                    raise AudioError(source, "contains NaN or Inf samples")
-                x = data.mean(axis=1, keepdims=True) if mono else data
-                outs = [s.push(x[:, c], last) for c, s in enumerate(streams)]
-                n = min(len(o) for o in outs)
-                n = min(n, meta.frames - written)
-                if n > 0:
-                    y = np.stack([o[:n] for o in outs], axis=1)
-                    if subtype != "FLOAT":
-                        y = np.clip(y, -1.0, 1.0)
-                    fout.write(y)
-                    written += n
-                bar.update(len(data))
-                if last:
-                    break
-            bar.close()
-            if written < meta.frames:  # streams are exact-length; this only guards rounding
-                fout.write(np.zeros((meta.frames - written, channels), np.float32))
-        os.replace(tmp, target)
+                    if done:  # else the error already on its way is the one to report
+                        raise _write_error(target, exc) from None
+        if written != meta.frames:  # ChannelStream returns exactly what it was given
+            raise RuntimeError(f"internal error: wrote {written} of {meta.frames} samples to {target}")
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _write_error(target, exc) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -267,12 +397,27 @@ def denoise_file(denoiser: Denoiser, source: str | Path, target: str | Path, mon
     return FileResult(source, target, time.perf_counter() - started, meta.frames / rate)
 
 
-def iter_inputs(inputs: list[str | Path]) -> Iterator[tuple[Path, Path]]:
-    """(file, path relative to its input root) for files and folders (recursive)."""
+def iter_inputs(inputs: list[str | Path], exclude: str | Path | None = None) -> Iterator[tuple[Path, Path]]:
+    """(file, path relative to its input root) for files and folders (recursive).
+
+    In folders, only .wav/.flac/.ogg files are taken; hidden files and folders (names starting
+    with ".", e.g. macOS "._x.wav" resource forks or our own temp files) and anything inside
+    ``exclude`` (the output folder, when it lies inside an input folder) are skipped. Files named
+    explicitly are always taken.
+    """
+    skip = Path(exclude).resolve() if exclude is not None else None
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            for path in sorted(p for p in item.rglob("*") if p.is_file() and audio_io.is_audio_file(p)):
-                yield path, path.relative_to(item)
+            found = []
+            for path in item.rglob("*"):
+                rel = path.relative_to(item)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if skip is not None and (path.resolve() == skip or skip in path.resolve().parents):
+                    continue
+                if path.is_file() and audio_io.is_audio_file(path):
+                    found.append((path, rel))
+            yield from sorted(found)
         else:
             yield item, Path(item.name)

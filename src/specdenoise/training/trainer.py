@@ -247,7 +247,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
                 state["step"] = step = step + 1
                 t_wait = time.perf_counter()
                 step_time += t_wait - t0
-                loss_value = float(terms["total"])
+                loss_value = float(terms["total"].detach())
                 if not math.isfinite(loss_value):
                     raise SpecdenoiseError(f"loss became {loss_value} at step {step}; lower optim.lr or check the data")
                 bar.update()
@@ -272,6 +272,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
         if dist_info.is_main:
             tracker.summary({"best_" + cfg.run.early_stop_metric: state["best"], "steps": state["step"]})
         tracker.finish()
+    if dist_info.enabled:  # DDP syncs buffers (BatchNorm statistics) at each forward: do it once more
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
     barrier(dist_info)
     return {"best": state["best"], "metric": cfg.run.early_stop_metric, "steps": state["step"],
             "stop_reason": stop_reason, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
