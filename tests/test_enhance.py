@@ -326,14 +326,20 @@ def test_silence_stays_silent(tiny):
 
 
 @pytest.mark.parametrize("rate", [16000, 44100])
-@pytest.mark.parametrize("model", ["shipped_size_ckpt", "cnn_ckpt"])
-def test_chunked_equals_whole(request, data, rng, rate, model):
-    ckpt = request.getfixturevalue(model)
+def test_chunked_equals_whole(shipped_size_ckpt, data, rng, rate):
     x = noisy_speech(data, rng, 7.0, rate)
-    whole = Denoiser.from_checkpoint(ckpt, chunk_seconds=1000.0)(x, rate)
+    whole = Denoiser.from_checkpoint(shipped_size_ckpt, chunk_seconds=1000.0)(x, rate)
     for chunk in (0.5, 0.77, 1.0):  # 0.77 s is off the model's frame grid: it is rounded onto it
-        chunked = Denoiser.from_checkpoint(ckpt, chunk_seconds=chunk)(x, rate)
-        np.testing.assert_allclose(chunked, whole, atol=1e-4, err_msg=f"chunk_seconds={chunk}")
+        den = Denoiser.from_checkpoint(shipped_size_ckpt, chunk_seconds=chunk)
+        assert den.chunk < 16000
+        np.testing.assert_allclose(den(x, rate), whole, atol=1e-4, err_msg=f"chunk_seconds={chunk}")
+
+
+def test_chunked_equals_whole_cnn(cnn_ckpt, data, rng):
+    x = noisy_speech(data, rng, 4.0, 16000)
+    whole = Denoiser.from_checkpoint(cnn_ckpt, chunk_seconds=1000.0)(x, 16000)
+    chunked = Denoiser.from_checkpoint(cnn_ckpt, chunk_seconds=0.77, context_seconds=0.0)(x, 16000)
+    np.testing.assert_allclose(chunked, whole, atol=1e-4)
 
 
 def test_chunked_equals_whole_stereo_partial_strength(tiny_ckpt, data, rng):
@@ -343,12 +349,25 @@ def test_chunked_equals_whole_stereo_partial_strength(tiny_ckpt, data, rng):
     np.testing.assert_allclose(chunked, whole, atol=1e-4)
 
 
-def test_too_little_context_shows(shipped_size_ckpt, data, rng):
-    """The equality above is not vacuous: with almost no context, chunk borders differ."""
+def test_context_never_narrower_than_the_receptive_field(shipped_size_ckpt, data, rng):
+    """``context_seconds`` is a minimum: too small a value is widened to the model's receptive
+    field, so even context_seconds=0 gives whole-file output. The equality is not vacuous: with
+    the context forced below the receptive field, chunk borders show."""
     x = noisy_speech(data, rng, 4.0, 16000)
     whole = Denoiser.from_checkpoint(shipped_size_ckpt, chunk_seconds=1000.0)(x, 16000)
-    bare = Denoiser.from_checkpoint(shipped_size_ckpt, chunk_seconds=0.5, context_seconds=0.0)(x, 16000)
-    assert np.abs(bare - whole).max() > 1e-3
+    den = Denoiser.from_checkpoint(shipped_size_ckpt, chunk_seconds=0.5, context_seconds=0.0)
+    np.testing.assert_allclose(den(x, 16000), whole, atol=1e-4)
+    den.context = 2048  # 16 frames: far inside the receptive field of a depth-4 U-Net
+    assert np.abs(den(x, 16000) - whole).max() > 1e-3
+
+
+def test_deeper_unet_gets_more_context(tmp_path, data, rng):
+    ckpt = make_checkpoint(tmp_path / "deep.pt", "unet", seed=7, depth=5, base_channels=4)
+    den = Denoiser.from_checkpoint(ckpt, chunk_seconds=0.5)  # default context_seconds=1.0
+    assert den.context > 16000 * 1.5
+    x = noisy_speech(data, rng, 6.0, 16000)
+    whole = Denoiser.from_checkpoint(ckpt, chunk_seconds=1000.0)(x, 16000)
+    np.testing.assert_allclose(den(x, 16000), whole, atol=1e-4)
 
 
 # --- streaming files = in-memory ---------------------------------------------------------------

@@ -18,7 +18,10 @@ def examples_dir() -> Path:
 
 def load_example(name: str):
     folder = examples_dir()
-    index = json.loads((folder / "examples.json").read_text())
+    index_file = folder / "examples.json"
+    if not index_file.is_file():
+        raise ConfigError(f"the shipped examples are missing from this installation ({index_file} not found)")
+    index = json.loads(index_file.read_text())
     if name not in index:
         raise ConfigError(f"unknown example {name!r}; available: {sorted(index)}")
     entry = index[name]
@@ -28,6 +31,8 @@ def load_example(name: str):
 
 
 def scores(clean, estimate, sr) -> dict[str, float]:
+    if sr != 16000:  # PESQ-WB is defined at 16 kHz; score every example there
+        clean, estimate, sr = audio.resample(clean, sr, 16000), audio.resample(estimate, sr, 16000), 16000
     return {"pesq_wb": pesq_wb(clean, estimate, sr), "stoi": stoi(clean, estimate, sr), "si_sdr": si_sdr(clean, estimate)}
 
 
