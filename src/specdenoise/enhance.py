@@ -409,12 +409,12 @@ def iter_inputs(inputs: list[str | Path], exclude: str | Path | None = None) -> 
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            found = []
+            found, root = [], item.resolve()
             for path in item.rglob("*"):
                 rel = path.relative_to(item)
                 if any(part.startswith(".") for part in rel.parts):
                     continue
-                if skip is not None and (path.resolve() == skip or skip in path.resolve().parents):
+                if skip is not None and skip != root and (path.resolve() == skip or skip in path.resolve().parents):
                     continue
                 if path.is_file() and audio_io.is_audio_file(path):
                     found.append((path, rel))

@@ -647,7 +647,9 @@ def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: in
     if heartbeat_interval:
         kwargs["heartbeat_interval"] = int(heartbeat_interval)
         kwargs["grace_period"] = int(grace_period) if grace_period else 2 * int(heartbeat_interval)
-        callback = retry_cls(max_retry=max_retry) if max_retry > 0 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = retry_cls(max_retry=max_retry) if max_retry > 0 else None
         if callback is not None:
             key = "heartbeat_stale_trial_callback" if retry_cls.__name__.startswith("RetryHeartbeat") else "failed_trial_callback"
             kwargs[key] = callback
