@@ -83,3 +83,10 @@ def model_from_checkpoint(path: str | Path):
         if str(path) in str(exc):
             raise
         raise CheckpointError(f"{path}: {exc}") from None
+
+
+def export_for_release(source: str | Path, target: str | Path) -> Path:
+    """Copy a training checkpoint without optimizer/RNG state (the shipped model's form)."""
+    package = load_checkpoint(source)
+    package = {k: v for k, v in package.items() if k != "train_state"}
+    return save_checkpoint(target, package)
