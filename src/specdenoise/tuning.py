@@ -905,7 +905,6 @@ def run_study(opts: TuneOptions, log: Callable[[str], None] = print) -> dict[str
     n_trials = opts.trials if (opts.trials is not None or opts.timeout is not None) else 20
     interrupted = None
     if n_trials != 0:
-        optuna.logging.set_verbosity(optuna.logging.INFO)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -1112,12 +1111,13 @@ def format_summary(summary: dict[str, Any], top: int = 10) -> list[str]:
     lines = [f"study {summary['study']!r}: {summary['n_trials']} trial(s) ({counts or 'none'})"]
     metric = summary["metric"]
     rows = [r for r in summary["trials"] if r["value"] is not None]
-    rows.sort(key=lambda r: r["value"], reverse=summary["direction"] == "maximize")
+    sign = -1 if summary["direction"] == "maximize" else 1
+    rows.sort(key=lambda r: (r["state"] != "COMPLETE", sign * r["value"]))  # pruned: value when stopped
     if rows:
-        lines.append(f"  {'trial':>5}  {metric:>8}  {'steps':>5}  params")
+        lines.append(f"  {'trial':>5}  {'state':<8}  {metric:>8}  {'steps':>5}  params")
         for r in rows[:top]:
             params = ", ".join(f"{k}={_short(v)}" for k, v in r["params"].items())
-            lines.append(f"  {r['number']:>5}  {r['value']:>8.4f}  {r['steps'] or '':>5}  {params}")
+            lines.append(f"  {r['number']:>5}  {r['state'].lower():<8}  {r['value']:>8.4f}  {r['steps'] or '':>5}  {params}")
     best = summary["best"]
     if best:
         lines.append(f"best trial {best['number']}: {metric} = {best['value']:.4f}; "
