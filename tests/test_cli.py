@@ -132,7 +132,7 @@ def _patch(monkeypatch, verb: str, exc: BaseException | None = None, code: int =
 
 def test_library_error_is_one_line(monkeypatch, capsys):
     _patch(monkeypatch, "denoise", AudioError("noisy/take 1.wav", "file not found"))
-    assert cli.main(["denoise"]) == 1
+    assert cli.main(["denoise", "noisy/take 1.wav", "-o", "out"]) == 1
     captured = capsys.readouterr()
     line = _one_line(captured.err)
     assert line == "specdenoise denoise: error: noisy/take 1.wav: file not found"
@@ -147,12 +147,12 @@ def test_unexpected_error_is_one_line_with_its_type(monkeypatch, capsys):
 
 
 def test_error_without_message(monkeypatch, capsys):
-    _patch(monkeypatch, "tune", ValueError())
-    assert cli.main(["tune"]) == 1
-    assert _one_line(capsys.readouterr().err) == "specdenoise tune: error (ValueError): ValueError"
+    _patch(monkeypatch, "demo", ValueError())
+    assert cli.main(["demo"]) == 1
+    assert _one_line(capsys.readouterr().err) == "specdenoise demo: error (ValueError): ValueError"
 
 
-@pytest.mark.parametrize("argv", [["--debug", "denoise"], ["denoise", "--debug"]])
+@pytest.mark.parametrize("argv", [["--debug", "denoise", "a.wav", "-o", "out"], ["denoise", "a.wav", "-o", "out", "--debug"]])
 def test_debug_reraises(monkeypatch, argv):
     error = ConfigError("StftConfig.hop_length must be positive")
     _patch(monkeypatch, "denoise", error)
