@@ -253,7 +253,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
                 bar.update()
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
                 if dist_info.is_main and (step % cfg.run.log_every == 0 or step == 1):
-                    logged = {f"train/{k}": float(v) for k, v in terms.items()}
+                    logged = {f"train/{k}": float(v.detach()) for k, v in terms.items()}
                     logged.update({"train/lr": lr, "train/grad_norm": float(grad_norm),
                                    "train/data_wait_share": wait_time / max(1e-9, wait_time + step_time)})
                     tracker.log(logged, step)
