@@ -6,6 +6,8 @@ import secrets
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +75,35 @@ def tiny_cache(tmp_path_factory, tiny_corpus) -> Path:
     out = tmp_path_factory.mktemp("pre") / "PREPROCESSED"
     run_cli("preprocess", tiny_corpus, "--out", out, "--merge-train-validation", "--no-progress")
     return out
+
+
+def noisy_speech(data: Path, rng: np.random.Generator, seconds: float, rate: int = 16000,
+                 channels: int | None = None, snr_db: float = 5.0, peak: float = 0.5) -> np.ndarray:
+    """Real LibriSpeech speech plus a real noise recording, at ``rate``; (n,) or (channels, n)."""
+    speech_files = sorted((data / "speech" / "librispeech_train-clean-100").rglob("*.flac"))
+    noise_files = sorted((data / "noise").rglob("*.flac"))
+    if not speech_files or not noise_files:
+        pytest.skip(f"no LibriSpeech speech or noise recordings under {data}")
+    need = max(1, int(round(seconds * 16000)))
+    parts, total, i = [], 0, int(rng.integers(len(speech_files)))
+    while total < need:
+        x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
+        parts.append(x)
+        total += len(x)
+        i += 1
+    speech = np.concatenate(parts)[:need]
+    out = []
+    for _ in range(channels or 1):
+        noise, _ = sf.read(noise_files[int(rng.integers(len(noise_files)))], dtype="float32")
+        noise = np.tile(noise, need // len(noise) + 2)
+        start = int(rng.integers(len(noise) - need))
+        noise = noise[start : start + need]
+        gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
+        out.append(speech + gain * noise)
+    mix = np.stack(out)
+    if rate != 16000:
+        mix = np.ascontiguousarray(soxr.resample(mix.T, 16000, rate, quality="HQ").T)
+    mix = mix[:, : int(round(seconds * rate))]
+    mix *= peak / np.abs(mix).max()
+    mix = mix.astype(np.float32)
+    return mix if channels else mix[0]

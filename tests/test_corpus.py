@@ -1,13 +1,11 @@
 """Corpus synthesis: leak-free splits, SNR accuracy, determinism, MS-SNSD layout, bad sources."""
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from conftest import run_cli

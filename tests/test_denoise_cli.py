@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import soxr
 import torch
 
+from conftest import noisy_speech
 from specdenoise.enhance import Denoiser
 from specdenoise.models import build_model, save_checkpoint, serialize
 
@@ -95,35 +95,8 @@ def data() -> Path:
 @pytest.fixture(scope="module")
 def mix(data):
     """``mix(seconds, rate, channels=None, seed=0)``: real speech + real noise at 5 dB SNR."""
-    speech_files = sorted((data / "speech" / "librispeech_train-clean-100").rglob("*.flac"))
-    noise_files = sorted((data / "noise").rglob("*.flac"))
-    if not speech_files or not noise_files:
-        pytest.skip(f"no LibriSpeech speech or noise recordings under {data}")
-
     def make(seconds: float, rate: int, channels: int | None = None, seed: int = 0) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        need = max(1, int(round(seconds * 16000)))
-        parts, total, i = [], 0, int(rng.integers(len(speech_files)))
-        while total < need:
-            x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
-            parts.append(x)
-            total += len(x)
-            i += 1
-        speech = np.concatenate(parts)[:need]
-        chans = []
-        for _ in range(channels or 1):
-            noise, _ = sf.read(noise_files[int(rng.integers(len(noise_files)))], dtype="float32")
-            noise = np.tile(noise, need // len(noise) + 2)
-            start = int(rng.integers(len(noise) - need))
-            noise = noise[start : start + need]
-            gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-12) / 10 ** 0.5)
-            chans.append(speech + gain * noise)
-        out = np.stack(chans)
-        if rate != 16000:
-            out = np.ascontiguousarray(soxr.resample(out.T, 16000, rate, quality="HQ").T)
-        n = int(round(seconds * rate))
-        out = (out[:, :n] * (0.5 / np.abs(out).max())).astype(np.float32)
-        return out if channels else out[0]
+        return noisy_speech(data, np.random.default_rng(seed), seconds, rate, channels)
 
     return make
 

@@ -17,6 +17,7 @@ import soundfile as sf
 import soxr
 import torch
 
+from conftest import noisy_speech
 from specdenoise.enhance import Denoiser, denoise_file, pretrained_path
 from specdenoise.errors import AudioError, ConfigError
 from specdenoise.models import build_model, save_checkpoint, serialize
@@ -88,37 +89,6 @@ def data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is missing (see README: ../shared/data)")
     return SHARED_DATA
-
-
-def noisy_speech(data: Path, rng: np.random.Generator, seconds: float, rate: int = 16000,
-                 channels: int | None = None, snr_db: float = 5.0, peak: float = 0.5) -> np.ndarray:
-    """Real LibriSpeech speech plus a real noise recording, at ``rate``; (n,) or (channels, n)."""
-    speech_files = sorted((data / "speech" / "librispeech_train-clean-100").rglob("*.flac"))
-    noise_files = sorted((data / "noise").rglob("*.flac"))
-    if not speech_files or not noise_files:
-        pytest.skip(f"no LibriSpeech speech or noise recordings under {data}")
-    need = max(1, int(round(seconds * 16000)))
-    parts, total, i = [], 0, int(rng.integers(len(speech_files)))
-    while total < need:
-        x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
-        parts.append(x)
-        total += len(x)
-        i += 1
-    speech = np.concatenate(parts)[:need]
-    out = []
-    for _ in range(channels or 1):
-        noise, _ = sf.read(noise_files[int(rng.integers(len(noise_files)))], dtype="float32")
-        noise = np.tile(noise, need // len(noise) + 2)
-        start = int(rng.integers(len(noise) - need))
-        noise = noise[start : start + need]
-        gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
-        out.append(speech + gain * noise)
-    mix = np.stack(out)
-    if rate != 16000:
-        mix = np.ascontiguousarray(soxr.resample(mix.T, 16000, rate, quality="HQ").T)
-    mix *= peak / np.abs(mix).max()
-    mix = mix.astype(np.float32)
-    return mix if channels else mix[0]
 
 
 def band_energy(x: np.ndarray, rate: int, low_hz: float) -> float:

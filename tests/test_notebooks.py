@@ -1,7 +1,6 @@
 """Notebooks run headless on a tiny corpus and are committed without outputs."""
 from __future__ import annotations
 
-import os
 
 import nbformat
 import pytest

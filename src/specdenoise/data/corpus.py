@@ -16,7 +16,6 @@ seed give a byte-identical corpus with any number of workers.
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing as mp
 import shutil
 import warnings
