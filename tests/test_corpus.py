@@ -165,7 +165,8 @@ def test_msnsd_layout(tmp_path, shared_data):
     cfg = read_msnsd_config(root)
     assert cfg.audio_length == 3 and cfg.total_snrlevels == 5 and cfg.noise_types_excluded == ("AirConditioner",)
     out = tmp_path / "corpus"
-    run_cli("synth", "--msnsd", root, "--out", out, "--hours", "0.02", "--workers", "1", "--no-progress")
+    run_cli("synth", "--msnsd", root, "--out", out, "--workers", "1", "--no-progress")  # hours from the cfg
+    assert json.loads((out / "corpus.json").read_text())["clips"] == {"train": 12, "validation": 6, "test": 6}
     levels = set(np.linspace(0, 40, 5).round(4))
     for split in SPLITS:
         for row in read_meta(out / split):

@@ -28,7 +28,7 @@ from .. import __version__, audio
 from ..errors import AudioError, SpecdenoiseError
 from ..fileio import atomic_write_json
 from .mixing import MixConfig, Mixer, Pools, SilentSourceError
-from .sources import SPLITS, SourceFile, SourceSet, assign_splits, scan, scan_msnsd
+from .sources import SPLITS, SourceFile, SourceSet, assign_splits, read_msnsd_config, scan, scan_msnsd
 
 META_COLUMNS = ["clip", "speaker", "speech_files", "noise_file", "noise_category", "snr_db",
                 "gain_db", "level_dbfs", "rir", "clip_guard"]
@@ -191,7 +191,11 @@ def synthesize(cfg: SynthConfig, out: str | Path, workers: int = 1, force: bool 
     by_split, sources, mix = collect_sources(cfg)
     skipped = sources.skipped
     total_speech_h = sum(f.duration for f in sources.speech) / 3600
-    hours = cfg.hours if cfg.hours is not None else total_speech_h
+    hours = cfg.hours
+    if hours is None and cfg.msnsd_root:
+        hours = read_msnsd_config(Path(cfg.msnsd_root)).total_hours  # its cfg's total_hours
+    if hours is None:
+        hours = total_speech_h
     share = np.asarray(cfg.proportions, float) / sum(cfg.proportions)
     clips = {s: max(1, int(round(hours * 3600 * share[i] / mix.clip_seconds))) for i, s in enumerate(SPLITS)}
 
