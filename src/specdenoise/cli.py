@@ -58,10 +58,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def not_implemented(verb: str) -> int:
-    print(f"specdenoise {verb}: not implemented yet", file=sys.stderr)
-    return EXIT_USAGE
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

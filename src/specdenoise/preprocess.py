@@ -54,6 +54,10 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
         if existing.get("corpus_digest") != corpus_info["source_digest"] or existing.get("corpus_seed") != corpus_info["seed"]:
             raise SpecdenoiseError(f"{out}: cache belongs to another corpus; use --force to rebuild")
     wanted = list(SPLITS) + ([MERGED] if merge_train_validation else [])
+    # a rebuild must never leave new splits beside an old stft.json, or stale splits behind
+    (out / "stft.json").unlink(missing_ok=True)
+    for stale in (MERGED,) if not merge_train_validation else ():
+        shutil.rmtree(out / stale, ignore_errors=True)
     for split in wanted:
         parts = ["train", "validation"] if split == MERGED else [split]
         names = []

@@ -72,6 +72,11 @@ def run(args) -> int:
             failures += 1
             print(f"specdenoise denoise: skipped {exc}", file=sys.stderr)
             continue
+        except Exception as exc:  # one broken file must not stop the batch
+            failures += 1
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            print(f"specdenoise denoise: skipped {source}: {type(exc).__name__}: {reason}", file=sys.stderr)
+            continue
         print(f"{result.source} -> {result.target} ({result.duration:.1f} s audio in {result.seconds:.1f} s)")
     if failures:
         print(f"specdenoise denoise: {failures} of {len(jobs)} file(s) failed", file=sys.stderr)

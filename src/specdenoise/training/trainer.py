@@ -26,7 +26,7 @@ from ..models import build_model, load_checkpoint, save_checkpoint, serialize
 from ..stft import StftConfig, istft, stft
 from ..tracking import Tracker
 from .config import TrainConfig
-from .distributed import DistInfo, ResumableShardedSampler, barrier, init_distributed
+from .distributed import DistInfo, ResumableShardedSampler, barrier, cleanup, init_distributed
 from .losses import compute_loss
 
 HIGHER_IS_BETTER = {"si_sdr": True, "pesq": True, "stoi": True, "loss": False}
@@ -112,7 +112,7 @@ def _device(cfg: TrainConfig, dist_info: DistInfo) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model, val: Dataset, cfg: TrainConfig, device, media_dir: Path | None = None) -> tuple[dict[str, float], dict]:
+def evaluate(model, val: Dataset, cfg: TrainConfig, device) -> tuple[dict[str, float], dict]:
     """Validation loss, SI-SDR (and of the noisy input), PESQ-WB and STOI on the first clips."""
     model.eval()
     stft_cfg, sr = model.stft_config, model.sample_rate
@@ -154,7 +154,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     ``report(step, val_metrics)`` is called after each validation on rank 0; tuning uses it to
     prune (an exception raised there ends the run cleanly and propagates).
     """
-    dist_info = init_distributed()
+    dist_info = init_distributed(use_cuda=cfg.run.device != "cpu" and torch.cuda.is_available())
     out = Path(out_dir)
     if cfg.run.early_stop_metric not in HIGHER_IS_BETTER:
         raise ConfigError(f"run.early_stop_metric must be one of {sorted(HIGHER_IS_BETTER)}")
@@ -276,6 +276,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
         for buffer in model.buffers():
             torch.distributed.broadcast(buffer, src=0)
     barrier(dist_info)
+    cleanup()
     return {"best": state["best"], "metric": cfg.run.early_stop_metric, "steps": state["step"],
             "stop_reason": stop_reason, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
             "history": state["history"]}
@@ -310,7 +311,7 @@ def _validate_and_checkpoint(model, val_ds, cfg, device, out, tracker, state, st
         if report is not None:
             report(step, metrics)
     if dist_info.enabled:
-        flag = torch.tensor([1 if stop else 0])
+        flag = torch.tensor([1 if stop else 0], device=device)  # NCCL needs a device tensor
         torch.distributed.broadcast(flag, src=0)
         stop = bool(flag.item())
     return stop
