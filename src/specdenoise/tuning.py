@@ -692,6 +692,8 @@ def make_pruner(kind: str, direction: str, budget_steps: int, eval_every: int, s
     """
     import optuna
 
+    if threshold is not None and kind != "threshold":
+        raise ConfigError(f"--prune-threshold only applies to --pruner threshold, not {kind!r}")
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
     if kind == "hyperband":
@@ -814,7 +816,7 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_study(opts: TuneOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_study(opts: TuneOptions, log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Create or continue (``resume``) a study and run up to ``opts.trials`` trials in this
     process; then write best.yaml, summary.json and plots. Returns the summary."""
     import optuna
@@ -1067,7 +1069,7 @@ def write_plots(study, out: Path) -> tuple[dict[str, str | None], list[str]]:
 
 
 def write_report(study, out: Path, space: SearchSpace, url: str, metric: str, direction: str, budget: int,
-                 eval_every: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+                 eval_every: int, log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)

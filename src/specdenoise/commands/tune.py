@@ -78,5 +78,5 @@ def run(args) -> int:
         seed=args.seed, resume=args.resume, heartbeat=args.heartbeat, grace=args.grace,
         max_retry=args.max_retry, measure_cost=args.measure_cost, overrides=overrides,
     )
-    run_study(opts)
+    run_study(opts, log=print)
     return 0
