@@ -132,9 +132,25 @@ def test_dnsmos_matches_the_speechmos_reference(monkeypatch):
     except ImportError as exc:
         pytest.skip(f"speechmos.dnsmos not importable here: {exc}")
     monkeypatch.setattr(reference, "dnsmos", None)  # no session cached from elsewhere
-    clip = np.clip(_read(LONG_SPEECH, 9.5), -1, 1).astype(np.float32)  # one 9.01 s window
-    expected = reference.run(clip, 16000)
-    ours = metrics.dnsmos(clip)
-    assert ours["sig"] == pytest.approx(expected["sig_mos"], abs=1e-5)
-    assert ours["bak"] == pytest.approx(expected["bak_mos"], abs=1e-5)
-    assert ours["ovrl"] == pytest.approx(expected["ovrl_mos"], abs=1e-5)
+    speech = _read(LONG_SPEECH)
+    # 9.5 s: one window, no tiling; 8 s: tiled to 16 s, seven windows sharing their frames (the
+    # length of the test split's clips); 8.00625 s: tiled, but not a whole number of frames
+    for seconds in (9.5, 8.0, 8.00625):
+        clip = np.clip(speech[: int(seconds * 16000)], -1, 1).astype(np.float32)
+        expected = reference.run(clip, 16000)
+        ours = metrics.dnsmos(clip)
+        assert ours["sig"] == pytest.approx(expected["sig_mos"], abs=1e-5), seconds
+        assert ours["bak"] == pytest.approx(expected["bak_mos"], abs=1e-5), seconds
+        assert ours["ovrl"] == pytest.approx(expected["ovrl_mos"], abs=1e-5), seconds
+
+
+@needs_data
+def test_dnsmos_shared_windows_equal_per_window_on_a_long_clip(speech, white):
+    """A 20-s clip (eleven windows, no tiling, frames computed in several chunks) scores the same
+    with the shared computation as with the whole network run on every window."""
+    long = np.resize(np.concatenate([_read(LONG_SPEECH), _read(SPEECH)]), 20 * 16000)  # 13.9 s of speech, repeated
+    long = long + 0.05 * np.resize(white, len(long))
+    fast = metrics.dnsmos(long)
+    slow = metrics.dnsmos(long, shared=False)
+    for key in ("sig", "bak", "ovrl"):
+        assert fast[key] == pytest.approx(slow[key], abs=1e-5), key
