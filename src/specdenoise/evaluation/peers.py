@@ -5,7 +5,8 @@ an array of the input's length, time-aligned with it. Systems that must set some
 clip outside the timed region (DeepFilterNet's streaming processor) also expose ``prepare()``;
 the evaluation calls it untimed before each clip so model loading never counts in the RTF.
 
-Every peer here runs fully offline with weights inside its package. Peers that work at 48 kHz
+Every peer here runs fully offline with weights inside its package (GTCRN and DTLN, run from
+their ONNX graphs, are in :mod:`.onnx_peers`). Peers that work at 48 kHz
 are fed through soxr (linear phase, delay-free) and their own algorithmic delay is removed, so a
 sample-wise metric such as SI-SDR measures denoising, not a shift.
 """
@@ -19,8 +20,9 @@ import numpy as np
 
 from .. import audio as audio_io
 from ..errors import SpecdenoiseError
+from .onnx_peers import DTLN, GTCRN
 
-BASELINES = ("noisy", "noisereduce", "logmmse", "rnnoise", "deepfilternet3")
+BASELINES = ("noisy", "noisereduce", "logmmse", "rnnoise", "deepfilternet3", "gtcrn", "dtln")
 ALIASES = {"identity": "noisy", "deepfilternet": "deepfilternet3", "dfn3": "deepfilternet3"}
 PEERS_HINT = "pip install 'specdenoise[peers]'"
 
@@ -180,6 +182,8 @@ _BUILDERS: dict[str, Callable[[], System]] = {
     "logmmse": LogMMSE,
     "rnnoise": RNNoise,
     "deepfilternet3": DeepFilterNet3,
+    "gtcrn": GTCRN,
+    "dtln": DTLN,
 }
 
 
