@@ -13,7 +13,7 @@ from typing import Sequence
 
 from . import __version__
 
-VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo")
+VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo", "serve")
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

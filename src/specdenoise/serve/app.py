@@ -1,0 +1,246 @@
+"""The ASGI app: the page at ``/``, the JSON API under ``/v1``, OpenAPI docs at ``/docs``.
+
+Every error is JSON ``{"error": "<one sentence>", "status": <code>}`` with the right status:
+413 too large, 415 not audio, 422 corrupt or unreadable (or a bad parameter), 503 with
+``Retry-After`` when the queue is full. The docs page and the web page load nothing from outside
+the package (fastapi-offline ships Swagger UI; the page's CSS and JS are in ``static/``).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import math
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import AudioError
+from . import formats, upload
+from .config import ServeConfig
+from .jobs import Job, JobManager
+
+log = logging.getLogger("specdenoise.serve")
+STATIC = Path(__file__).parent / "static"
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
+            "script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+MULTIPART_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": f"the recording: {formats.SUPPORTED}"},
+        "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1,
+                     "description": "1 removes all the noise it can; lower keeps some background"}}}}}}}
+ERROR = {"content": {"application/json": {"example": {"error": "One sentence.", "status": 422}}}}
+UPLOAD_ERRORS = {413: {"description": "file (or recording) too large", **ERROR},
+                 415: {"description": "not audio in a supported format", **ERROR},
+                 422: {"description": "corrupt, empty or unreadable audio, or a bad parameter", **ERROR},
+                 503: {"description": "queue full: retry after `Retry-After` seconds", **ERROR}}
+NOT_FOUND = {404: {"description": "no such job (finished jobs are kept for a while only)", **ERROR}}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+def create_app(config: ServeConfig | None = None, model=None) -> FastAPIOffline:
+    """Build the app. The model loads here, so a bad ``--model`` fails before the server binds."""
+    config = config or ServeConfig()
+    if model is None:
+        from ..enhance import Denoiser
+
+        den = (Denoiser.from_pretrained() if config.model == "default"
+               else Denoiser.from_checkpoint(config.model))
+        model = den.model
+    state: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        manager = JobManager(config, model)
+        manager.start()
+        state["jobs"] = manager
+
+        async def janitor():
+            while True:
+                await asyncio.sleep(min(60.0, max(0.2, config.retention_s / 4)))
+                await asyncio.to_thread(manager.sweep)
+
+        task = asyncio.create_task(janitor())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.to_thread(manager.shutdown)
+
+    app = FastAPIOffline(title="specdenoise", version=__version__, lifespan=lifespan,
+                         description="Remove background noise from speech. Upload a recording, get it "
+                                     "back denoised in the same format, rate and channels.")
+    app.state.config = config
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def jobs() -> JobManager:
+        return state["jobs"]
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, exc: ApiError):
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc):
+        message = {404: "Not found.", 405: "Method not allowed."}.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request, exc):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return error_response(422, f"Invalid {where}: {first.get('msg', 'bad value')}.")
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        text = (STATIC / "index.html").read_text(encoding="utf-8")
+        text = text.replace("{{MAX_UPLOAD_BYTES}}", str(config.max_upload_bytes))
+        text = text.replace("{{VERSION}}", html.escape(__version__))
+        return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_CSP,
+                                           "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/healthz", summary="Liveness and load")
+    async def healthz():
+        return {"status": "ok", "version": __version__, "model": config.model, "workers": config.jobs,
+                "max_upload_bytes": config.max_upload_bytes, **jobs().counts()}
+
+    async def accept(request: Request) -> Job:
+        """Admission, streamed upload, probe: a queued job, or an ApiError."""
+        try:
+            upload.check_declared_size(request.headers, config.max_upload_bytes)
+        except upload.UploadError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        manager = jobs()
+        slot = manager.admit()
+        if slot is None:
+            raise ApiError(503, "The server is busy; please try again in a moment.",
+                           {"Retry-After": str(manager.retry_after())})
+        job_id, folder = slot
+        try:
+            up = await upload.receive(request, folder / "upload", config.max_upload_bytes, config.upload_idle_s)
+            strength = _strength(up.fields.get("strength", request.query_params.get("strength")))
+            info = await asyncio.to_thread(formats.probe, up.path, config.max_seconds)
+        except BaseException as exc:
+            manager.abandon(folder)
+            if isinstance(exc, upload.UploadError):
+                raise ApiError(exc.status, exc.message) from None
+            if isinstance(exc, formats.NotAudioError):
+                raise ApiError(415, _sentence(str(exc))) from None
+            if isinstance(exc, formats.TooLongError):
+                raise ApiError(413, _sentence(str(exc))) from None
+            if isinstance(exc, AudioError):
+                raise ApiError(422, _sentence(exc.reason)) from None
+            if isinstance(exc, upload.ClientGone):
+                log.info("upload dropped: %s", exc)
+                raise ApiError(400, "The upload did not complete.") from None
+            raise
+        job = Job(id=job_id, dir=folder, info=info, strength=strength, name=upload.safe_stem(up.filename))
+        manager.submit(job)
+        return job
+
+    @app.post("/v1/jobs", status_code=202, summary="Start a denoising job (any length)",
+              openapi_extra=MULTIPART_BODY, responses=UPLOAD_ERRORS)
+    async def create_job(request: Request):
+        """Upload a recording; poll `GET /v1/jobs/{id}` for state and progress."""
+        job = await accept(request)
+        return JSONResponse(job.public(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    @app.post("/v1/denoise", summary="Denoise a short recording in one request",
+              openapi_extra=MULTIPART_BODY,
+              responses={200: {"description": "the denoised audio, same format/rate/channels",
+                               "content": {"audio/*": {}}}, **UPLOAD_ERRORS,
+                         504: {"description": "processing took longer than the time limit", **ERROR}})
+    async def denoise_now(request: Request):
+        job = await accept(request)
+        waited = 0.0
+        while not job.done.is_set():
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            if waited > config.sync_wait_s or (round(waited * 20) % 10 == 0 and await request.is_disconnected()):
+                jobs().delete(job.id)
+                raise ApiError(504, "Denoising takes too long for one request; use POST /v1/jobs instead.")
+        if job.state != "done":
+            jobs().delete(job.id)
+            raise ApiError(job.error_status or 500, job.error or "Denoising failed.")
+        return FileResponse(job.output, media_type=formats.MEDIA_TYPES[job.info.kind],
+                            filename=job.download_name(),
+                            background=BackgroundTask(jobs().delete, job.id))
+
+    def find(job_id: str) -> Job:
+        job = jobs().get(job_id)
+        if job is None:
+            raise ApiError(404, "There is no such job; finished jobs are removed after a while.")
+        return job
+
+    def finished(job: Job) -> Job:
+        if job.state == "done":
+            return job
+        if job.state == "failed":
+            raise ApiError(409, job.error or "The job failed.")
+        raise ApiError(409, f"The job is {job.state}; its result is not ready yet.")
+
+    @app.get("/v1/jobs/{job_id}", summary="State, progress and error of a job", responses=NOT_FOUND)
+    async def get_job(job_id: str):
+        return find(job_id).public()
+
+    @app.get("/v1/jobs/{job_id}/audio", summary="The denoised audio (same format, rate, channels)",
+             responses={**NOT_FOUND, 409: {"description": "not finished (or failed)", **ERROR}})
+    async def get_audio(job_id: str, download: bool = False):
+        job = finished(find(job_id))
+        return FileResponse(job.output, media_type=formats.MEDIA_TYPES[job.info.kind],
+                            filename=job.download_name(),
+                            content_disposition_type="attachment" if download else "inline")
+
+    @app.get("/v1/jobs/{job_id}/spectrogram.png", summary="Spectrogram of the denoised (or noisy) audio",
+             responses={**NOT_FOUND, 409: {"description": "not finished (or failed)", **ERROR},
+                        200: {"content": {"image/png": {}}}})
+    async def get_spectrogram(job_id: str, which: str = "denoised"):
+        if which not in ("denoised", "noisy"):
+            raise ApiError(422, "Invalid which: choose 'denoised' or 'noisy'.")
+        job = finished(find(job_id))
+        return FileResponse(job.spectrogram(which), media_type="image/png")
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204, summary="Cancel a job and delete its files",
+                responses=NOT_FOUND)
+    async def delete_job(job_id: str):
+        if not jobs().delete(job_id):
+            raise ApiError(404, "There is no such job; finished jobs are removed after a while.")
+        return Response(status_code=204)
+
+    return app
+
+
+def _strength(raw) -> float:
+    if raw is None or raw == "":
+        return 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise upload.UploadError(422, "Strength must be a number from 0 to 1.")
+    return value
+
+
+def _sentence(text: str) -> str:
+    text = (text.strip().splitlines() or ["The file could not be read"])[0]
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(".") else text + "."
