@@ -148,7 +148,7 @@ def test_any_length(tiny, rng, rate, n):
     x = (rng.standard_normal(n) * 0.1).astype(np.float32)
     y = tiny(x, rate)
     assert y.shape == (n,) and np.isfinite(y).all()
-    y2 = tiny(np.stack([x, -x]), rate)
+    y2 = tiny(np.stack([x, -x]), rate, layout="channels_first")  # (2, 2) would be ambiguous
     assert y2.shape == (2, n) and np.isfinite(y2).all()
 
 

@@ -25,15 +25,28 @@ def is_audio_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in AUDIO_SUFFIXES
 
 
+def sf_name(path: str | Path) -> str | bytes:
+    """The name to hand soundfile: it encodes str names as strict UTF-8, so a name holding a byte
+    that is not UTF-8 (kept by Python as a surrogate) must go as the raw bytes."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
+
+
 def info(path: str | Path) -> sf._SoundFileInfo:
     """Header of an audio file (rate, channels, frames) without reading samples."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(path, "broken symbolic link or symbolic link loop")
         raise AudioError(path, "file not found")
     if path.is_dir():
         raise AudioError(path, "is a folder, not an audio file")
     try:
-        return sf.info(str(path))
+        return sf.info(sf_name(path))
     except Exception as exc:  # soundfile raises several types for broken headers
         raise AudioError(path, f"unreadable or not audio ({_short(exc)})") from None
 
@@ -55,7 +68,7 @@ def read(
         raise AudioError(path, "empty file (zero samples)")
     _check_wav_complete(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(sf_name(path), dtype="float32", always_2d=True)
     except Exception as exc:
         raise AudioError(path, f"unreadable or not audio ({_short(exc)})") from None
     if data.shape[0] == 0 and not allow_empty:
@@ -128,7 +141,7 @@ def write(
         audio = audio.T
     if subtype not in ("FLOAT", "VORBIS"):
         audio = np.clip(audio, -1.0, 1.0)
-    return atomic_write(path, lambda tmp: sf.write(tmp, audio, sample_rate, subtype=subtype, format=fmt))
+    return atomic_write(path, lambda tmp: sf.write(sf_name(tmp), audio, sample_rate, subtype=subtype, format=fmt))
 
 
 def rms_db(audio: np.ndarray) -> float:

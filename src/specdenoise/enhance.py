@@ -17,14 +17,13 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from . import audio as audio_io
-from .errors import AudioError, ConfigError
+from .errors import AudioError, CheckpointError, ConfigError, shown
 from .fileio import new_temp
 from .models import model_from_checkpoint
 
@@ -154,6 +153,7 @@ class Denoiser:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
             raise ConfigError(f"threads must be a positive integer (or 0/None for torch's default), got {threads!r}")
         self.model = model.eval()
+        self.source = f"model {getattr(model, 'name', type(model).__name__)!r}"  # named in errors
         self.strength = strength
         self.threads = threads or None
         cfg = model.stft_config
@@ -165,7 +165,9 @@ class Denoiser:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Denoiser":
-        return cls(model_from_checkpoint(path), **kwargs)
+        denoiser = cls(model_from_checkpoint(path), **kwargs)
+        denoiser.source = shown(path)
+        return denoiser
 
     @classmethod
     def from_pretrained(cls, name: str = "default", **kwargs) -> "Denoiser":
@@ -184,35 +186,49 @@ class Denoiser:
 
     @torch.inference_mode()
     def enhance_segment(self, x: np.ndarray) -> np.ndarray:
-        """Whole-segment enhancement at the model's rate (no chunking, no strength mix)."""
-        return self.model.enhance(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
+        """Whole-segment enhancement at the model's rate (no chunking, no strength mix).
+
+        A model with diverged weights can output NaN or Inf: that is an error naming the model
+        (never audio written), since clipping would turn it into loud garbage."""
+        y = self.model.enhance(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
+        if not np.isfinite(y).all():
+            raise CheckpointError(f"{self.source}: the model's output is NaN or Inf (diverged weights?); "
+                                  "nothing was written")
+        return y
 
     def stream(self, in_rate: int) -> "ChannelStream":
-        return ChannelStream(self, in_rate)
+        return ChannelStream(self, _check_rate(in_rate))
 
-    def __call__(self, waveform, sample_rate: int):
-        """Denoise ``(samples,)`` or ``(channels, samples)`` at ``sample_rate``; same shape back.
+    def __call__(self, waveform, sample_rate: int, layout: str = "auto"):
+        """Denoise ``(samples,)`` or a 2-D array of channels at ``sample_rate``; same shape back.
 
-        numpy in, numpy out; torch in, torch out (same device). Floating inputs keep their dtype.
+        ``layout`` says how a 2-D input holds its channels: ``"channels_first"`` is
+        ``(channels, samples)``, ``"channels_last"`` is ``(samples, channels)`` (what
+        ``soundfile.read`` returns), and ``"auto"`` (default) takes the shorter axis as channels
+        and refuses a square shape, which could be either. numpy in, numpy out; torch in, torch
+        out (same device). Floating inputs keep their dtype; integer PCM (int8/16/32, uint8) is
+        scaled to [-1, 1) as soundfile does and returned as float32. Complex inputs are refused.
         """
         rate = _check_rate(sample_rate)
         is_torch = isinstance(waveform, torch.Tensor)
         if is_torch:
-            device, dtype = waveform.device, waveform.dtype
-            x = waveform.detach().to("cpu", torch.float32).numpy()
+            device, tdtype = waveform.device, waveform.dtype
+            t = waveform.detach().cpu()
+            x = (t.to(torch.float32) if t.is_floating_point() else t).numpy()  # bf16 has no numpy type
         else:
             x = np.asarray(waveform)
-            dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32
-        x = x.astype(np.float32, copy=False)
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+        x = _as_float(x)
         if x.ndim not in (1, 2):
-            raise ConfigError(f"waveform must be (samples,) or (channels, samples), got shape {x.shape}")
+            raise ConfigError(f"waveform must be (samples,) or 2-D (channels and samples), got shape {x.shape}")
         if not np.isfinite(x).all():
             raise ConfigError("waveform contains NaN or Inf")
-        chans = x[None] if x.ndim == 1 else x
+        last = x.ndim == 2 and _channels_last(x.shape, layout)
+        chans = x[None] if x.ndim == 1 else (x.T if last else x)
         out = np.stack([self._run_channel(c, rate) for c in chans]) if len(chans) else np.zeros_like(chans)
-        out = out[0] if x.ndim == 1 else out
+        out = out[0] if x.ndim == 1 else (np.ascontiguousarray(out.T) if last else out)
         if is_torch:
-            return torch.from_numpy(out).to(device=device, dtype=dtype if dtype.is_floating_point else torch.float32)
+            return torch.from_numpy(out).to(device=device, dtype=tdtype if tdtype.is_floating_point else torch.float32)
         return out.astype(dtype, copy=False)
 
     def _run_channel(self, x: np.ndarray, rate: int) -> np.ndarray:
@@ -220,12 +236,46 @@ class Denoiser:
         return np.concatenate([s.push(x), s.push(np.zeros(0, np.float32), last=True)])
 
 
+MIN_RATE, MAX_RATE = 1000, 768000  # outside: not audio anyone records (2**31 Hz once returned zeros)
+_INT_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+
+
 def _check_rate(sample_rate) -> int:
     if sample_rate is None or isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real):
         raise ConfigError(f"sample_rate is required (the model never assumes one), got {sample_rate!r}")
     if not math.isfinite(sample_rate) or sample_rate <= 0 or sample_rate != int(sample_rate):
         raise ConfigError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    if not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise ConfigError(f"sample_rate must lie in [{MIN_RATE}, {MAX_RATE}] Hz, got {sample_rate!r}")
     return int(sample_rate)
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """float32 samples: floats as they are, integer PCM scaled like ``soundfile`` reads it."""
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise ConfigError("waveform is complex: pass real samples (e.g. the real part, or a magnitude)")
+    if x.dtype == np.uint8:  # 8-bit WAV: unsigned, silence at 128
+        return ((x.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    if x.dtype in _INT_SCALE:
+        return (x.astype(np.float64) / _INT_SCALE[x.dtype]).astype(np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ConfigError(f"waveform dtype {x.dtype} is not audio: use float, or int8/uint8/int16/int32 PCM")
+    return x.astype(np.float32, copy=False)
+
+
+def _channels_last(shape: tuple[int, int], layout: str) -> bool:
+    """True when a 2-D waveform is (samples, channels); see ``Denoiser.__call__``."""
+    if layout == "channels_first":
+        return False
+    if layout == "channels_last":
+        return True
+    if layout != "auto":
+        raise ConfigError(f"layout must be 'auto', 'channels_first' or 'channels_last', got {layout!r}")
+    rows, cols = shape
+    if rows == cols and rows > 1:
+        raise ConfigError(f"waveform shape {shape} is ambiguous: pass layout='channels_first' for "
+                          "(channels, samples) or layout='channels_last' for (samples, channels)")
+    return rows > cols
 
 
 class ChannelStream:
@@ -313,6 +363,8 @@ def denoise_file(denoiser: Denoiser, source: str | Path, target: str | Path, mon
     meta = audio_io.info(source)
     if meta.frames == 0:
         raise AudioError(source, "empty file (zero samples)")
+    if not MIN_RATE <= meta.samplerate <= MAX_RATE:
+        raise AudioError(source, f"sample rate {meta.samplerate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
     audio_io._check_wav_complete(source)
     if audio_io.same_file(source, target):
         raise AudioError(target, "refusing to overwrite the input file")
@@ -338,12 +390,12 @@ def denoise_file(denoiser: Denoiser, source: str | Path, target: str | Path, mon
 
         streams = [denoiser.stream(rate) for _ in range(channels)]
         try:
-            fin = sf.SoundFile(str(source))
+            fin = sf.SoundFile(audio_io.sf_name(source))
         except Exception as exc:
             raise AudioError(source, f"unreadable or not audio ({audio_io._short(exc)})") from None
         with fin:
             try:
-                fout = sf.SoundFile(tmp, "w", rate, channels, subtype=subtype, format=fmt)
+                fout = sf.SoundFile(audio_io.sf_name(tmp), "w", rate, channels, subtype=subtype, format=fmt)
             except Exception as exc:
                 raise _write_error(target, exc) from None
             bar = tqdm(total=meta.frames, unit="sample", unit_scale=True, desc=source.name,
@@ -395,29 +447,3 @@ def denoise_file(denoiser: Denoiser, source: str | Path, target: str | Path, mon
             os.unlink(tmp)
         raise
     return FileResult(source, target, time.perf_counter() - started, meta.frames / rate)
-
-
-def iter_inputs(inputs: list[str | Path], exclude: str | Path | None = None) -> Iterator[tuple[Path, Path]]:
-    """(file, path relative to its input root) for files and folders (recursive).
-
-    In folders, only .wav/.flac/.ogg files are taken; hidden files and folders (names starting
-    with ".", e.g. macOS "._x.wav" resource forks or our own temp files) and anything inside
-    ``exclude`` (the output folder, when it lies inside an input folder) are skipped. Files named
-    explicitly are always taken.
-    """
-    skip = Path(exclude).resolve() if exclude is not None else None
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            found, root = [], item.resolve()
-            for path in item.rglob("*"):
-                rel = path.relative_to(item)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if skip is not None and skip != root and (path.resolve() == skip or skip in path.resolve().parents):
-                    continue
-                if path.is_file() and audio_io.is_audio_file(path):
-                    found.append((path, rel))
-            yield from sorted(found)
-        else:
-            yield item, Path(item.name)

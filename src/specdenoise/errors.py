@@ -12,13 +12,29 @@ class ConfigError(SpecdenoiseError, ValueError):
     """An invalid configuration value; the message names the field."""
 
 
+def shown(path: str | Path) -> str:
+    """A file name fit for a one-line message: control characters (a newline in a name would
+    split the line) and undecodable bytes (kept by Python as surrogates, which cannot be printed)
+    are written as escapes, e.g. ``a\\nb.wav``, ``caf\\xe9.wav``."""
+    out = []
+    for ch in str(path):
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
 class AudioError(SpecdenoiseError):
     """A file that cannot be used as audio. Carries the file name and a plain reason."""
 
     def __init__(self, path: str | Path, reason: str):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{shown(self.path)}: {reason}")
 
 
 class CheckpointError(SpecdenoiseError):

@@ -9,7 +9,8 @@ Layout::
 
 The complex STFT is cached (not a magnitude feature) so that every model feature (log1p or
 power-law magnitude, phase, complex masks) and the waveform (by ISTFT) derive from it exactly.
-A cache made with other STFT settings is refused, never silently mixed.
+A cache made with other STFT settings is refused, never silently mixed; an existing cache is
+replaced only with ``--force``, and no other folder ever.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 from . import __version__, audio
 from .data.sources import SPLITS
 from .errors import SpecdenoiseError
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, check_output_folder, make_partial, remove_partial, swap_in
 from .stft import StftConfig, stft_np
 
 MERGED = "train+validation"
@@ -37,6 +38,14 @@ def read_cache_info(root: str | Path) -> dict:
 
 def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
                merge_train_validation: bool = False, force: bool = False, progress: bool = True) -> dict:
+    """Cache the corpus's spectrograms at ``out``; returns the info written to stft.json.
+
+    The cache is built in ``OUT.partial`` and swapped in at the end. ``out`` may be new, an empty
+    folder, or a cache (stft.json) to rebuild with ``force``; never the corpus, a folder inside it
+    or one holding it, and never another folder (it could be the user's data). Free space is
+    checked first, and the arrays are written with plain writes, not a memory map (a full disk
+    then raises ENOSPC instead of killing the process with SIGBUS).
+    """
     from tqdm import tqdm
 
     corpus, out = Path(corpus), Path(out)
@@ -45,6 +54,7 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
         raise SpecdenoiseError(f"{corpus}: not a corpus made by `specdenoise synth` (corpus.json missing)")
     corpus_info = json.loads(corpus_json.read_text())
     sample_rate = int(corpus_info["config"]["mix"]["sample_rate"])
+    check_output_folder(out, "stft.json", "PREPROCESSED cache", [corpus], force=True)
     if (out / "stft.json").exists() and not force:
         existing = read_cache_info(out)
         if existing["stft"] != config.to_dict():
@@ -53,11 +63,9 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
                 "choose another --out or pass --force to rebuild")
         if existing.get("corpus_digest") != corpus_info["source_digest"] or existing.get("corpus_seed") != corpus_info["seed"]:
             raise SpecdenoiseError(f"{out}: cache belongs to another corpus; use --force to rebuild")
+        raise SpecdenoiseError(f"{out}: cache exists with these settings (use --force to rebuild it)")
     wanted = list(SPLITS) + ([MERGED] if merge_train_validation else [])
-    # a rebuild must never leave new splits beside an old stft.json, or stale splits behind
-    (out / "stft.json").unlink(missing_ok=True)
-    for stale in (MERGED,) if not merge_train_validation else ():
-        shutil.rmtree(out / stale, ignore_errors=True)
+    names_by_split = {}
     for split in wanted:
         parts = ["train", "validation"] if split == MERGED else [split]
         names = []
@@ -65,33 +73,68 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
             names += sorted(p.stem for p in (corpus / part / "clean").glob("*.wav"))
         if not names:
             raise SpecdenoiseError(f"{corpus}/{split}: no clips")
-        tmp = out / f".{split}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        arrays = {}
-        try:
-            for i, name in enumerate(tqdm(names, desc=f"preprocess {split}", unit="clip", disable=not progress)):
-                part = name.split("_")[0]
-                for kind in ("noisy", "clean"):
-                    wav, _ = audio.read(corpus / part / kind / f"{name}.wav", sample_rate=sample_rate)
-                    spec = stft_np(wav, config).astype(np.complex64)
-                    if kind not in arrays:
-                        arrays[kind] = np.lib.format.open_memmap(
-                            tmp / f"{kind}.npy", mode="w+", dtype=np.complex64, shape=(len(names), *spec.shape))
-                    if spec.shape != arrays[kind].shape[1:]:
-                        raise SpecdenoiseError(f"{name}: clip length differs from the others; corpus clips must share one length")
-                    arrays[kind][i] = spec
-            for arr in arrays.values():
-                arr.flush()
-            del arrays
-            (tmp / "clips.txt").write_text("\n".join(names) + "\n")
-            shutil.rmtree(out / split, ignore_errors=True)
-            tmp.rename(out / split)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    info = {"version": __version__, "stft": config.to_dict(), "sample_rate": sample_rate,
-            "corpus": str(corpus), "corpus_digest": corpus_info["source_digest"],
-            "corpus_seed": corpus_info["seed"], "splits": wanted}
-    atomic_write_json(out / "stft.json", info)
+        names_by_split[split] = names
+    first = names_by_split[wanted[0]][0]
+    wav, _ = audio.read(corpus / first.split("_")[0] / "clean" / f"{first}.wav", sample_rate=sample_rate)
+    row_bytes = stft_np(wav, config).astype(np.complex64).nbytes
+    _check_free_space(out, 2 * row_bytes * sum(len(n) for n in names_by_split.values()))
+    partial = make_partial(out)
+    try:
+        for split in wanted:
+            names = names_by_split[split]
+            folder = partial / split
+            folder.mkdir()
+            writers = {kind: _NpyWriter(folder / f"{kind}.npy", len(names)) for kind in ("noisy", "clean")}
+            try:
+                for name in tqdm(names, desc=f"preprocess {split}", unit="clip", disable=not progress):
+                    part = name.split("_")[0]
+                    for kind, writer in writers.items():
+                        wav, _ = audio.read(corpus / part / kind / f"{name}.wav", sample_rate=sample_rate)
+                        writer.append(name, stft_np(wav, config).astype(np.complex64))
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            (folder / "clips.txt").write_text("\n".join(names) + "\n")
+        info = {"version": __version__, "stft": config.to_dict(), "sample_rate": sample_rate,
+                "corpus": str(corpus), "corpus_digest": corpus_info["source_digest"],
+                "corpus_seed": corpus_info["seed"], "splits": wanted}
+        atomic_write_json(partial / "stft.json", info)
+        swap_in(partial, out)
+    except OSError as exc:
+        remove_partial(partial)
+        raise SpecdenoiseError(f"{out}: cannot write the cache ({exc.strerror or exc})") from None
+    except BaseException:
+        remove_partial(partial)
+        raise
     return info
+
+
+def _check_free_space(out: Path, needed: int) -> None:
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if needed * 1.02 + 1_000_000 > free:
+        raise SpecdenoiseError(f"{out}: the cache needs {needed / 1e6:.1f} MB but only {free / 1e6:.1f} MB are free there")
+
+
+class _NpyWriter:
+    """Writes a ``[rows, *shape]`` complex64 .npy file row by row with ordinary writes."""
+
+    def __init__(self, path: Path, rows: int):
+        self.path, self.rows, self.shape, self.written = path, rows, None, 0
+        self.fh = open(path, "wb")
+
+    def append(self, name: str, row: np.ndarray) -> None:
+        if self.shape is None:
+            self.shape = row.shape
+            header = {"descr": np.lib.format.dtype_to_descr(row.dtype), "fortran_order": False,
+                      "shape": (self.rows, *row.shape)}
+            np.lib.format.write_array_header_1_0(self.fh, header)
+        if row.shape != self.shape:
+            raise SpecdenoiseError(f"{name}: clip length differs from the others; corpus clips must share one length")
+        self.fh.write(np.ascontiguousarray(row).tobytes())
+        self.written += 1
+
+    def close(self) -> None:
+        self.fh.close()

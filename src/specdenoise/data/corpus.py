@@ -10,14 +10,17 @@ Clips are 24-bit PCM WAV: exact enough for SNRs to 0.001 dB, and unlike float WA
 chunk holds a timestamp) byte-reproducible.
 
 The corpus is built in ``CORPUS.partial`` and renamed at the end, so a failure leaves nothing
-half-written. Every clip has its own seed (corpus seed, split, index), so the same inputs and
+half-written; an existing folder is replaced only if it is a corpus (see ``fileio``).
+Every clip has its own seed (corpus seed, split, index), so the same inputs and
 seed give a byte-identical corpus with any number of workers.
 """
 from __future__ import annotations
 
 import csv
+import math
 import multiprocessing as mp
-import shutil
+import numbers
+import signal
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, audio
-from ..errors import AudioError, SpecdenoiseError
-from ..fileio import atomic_write_json
+from ..errors import AudioError, ConfigError, SpecdenoiseError
+from ..fileio import atomic_write_json, check_output_folder, make_partial, remove_partial, swap_in
 from .mixing import MixConfig, Mixer, Pools, SilentSourceError
 from .sources import SPLITS, SourceFile, SourceSet, assign_splits, read_msnsd_config, scan, scan_msnsd
 
@@ -159,7 +162,10 @@ def _rel(path: Path) -> str:
 _WORKER: dict = {}
 
 
-def _init_worker(mixers: dict[str, Mixer], root: str, seed: int) -> None:
+def _init_worker(mixers: dict[str, Mixer], root: str, seed: int, pool: bool = False) -> None:
+    if pool:  # the parent handles Ctrl-C / SIGTERM and ends the pool: no worker tracebacks
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER.update(mixers=mixers, root=Path(root), seed=seed)
 
 
@@ -182,12 +188,47 @@ def _make_clip(job: tuple[str, int]) -> dict:
     return {"clip": name, **m.meta}
 
 
+def check_config(cfg: SynthConfig, workers: int = 1) -> None:
+    """Refuse values that would build nothing, loop forever or crash late (NaN, zero, negative)."""
+    def finite(name, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        return float(value)
+
+    if cfg.hours is not None and finite("--hours", cfg.hours) <= 0:
+        raise ConfigError(f"--hours must be positive, got {cfg.hours}")
+    props = [finite("--proportions", p) for p in cfg.proportions]
+    if len(props) != 3 or min(props) < 0 or sum(props) <= 0:
+        raise ConfigError(f"--proportions must be three non-negative numbers, not all zero, got {list(cfg.proportions)}")
+    if isinstance(cfg.simulate_rir, bool) or not isinstance(cfg.simulate_rir, int) or not 0 <= cfg.simulate_rir <= 10000:
+        raise ConfigError(f"--simulate-rir must be a whole number from 0 to 10000, got {cfg.simulate_rir!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers!r}")
+    mix = cfg.mix
+    if isinstance(mix.sample_rate, bool) or not isinstance(mix.sample_rate, int) or not 1000 <= mix.sample_rate <= 384000:
+        raise ConfigError(f"--sample-rate must be a whole number of Hz from 1000 to 384000, got {mix.sample_rate!r}")
+    if not 0 < finite("--clip-seconds", mix.clip_seconds) <= 3600:
+        raise ConfigError(f"--clip-seconds must lie in (0, 3600], got {mix.clip_seconds}")
+    for name, pair in (("--snr-range", mix.snr_range), ("--level-range", mix.level_range_dbfs)):
+        lo, hi = (finite(name, v) for v in pair)
+        if lo > hi:
+            raise ConfigError(f"{name} must be LO HI with LO <= HI, got {lo} {hi}")
+    for name, value in (("--rir-probability", mix.rir_probability), ("--babble-probability", mix.babble_probability)):
+        if not 0 <= finite(name, value) <= 1:
+            raise ConfigError(f"{name} must lie in [0, 1], got {value}")
+
+
 def synthesize(cfg: SynthConfig, out: str | Path, workers: int = 1, force: bool = False,
                progress: bool = True) -> dict:
-    """Build the corpus at ``out``. Returns the summary also written to corpus.json."""
+    """Build the corpus at ``out``. Returns the summary also written to corpus.json.
+
+    ``out`` may be replaced only when it is a corpus (corpus.json) and ``force`` is set, and never
+    when it is, contains or lies inside a source folder (checked before any work is done).
+    """
     out = Path(out)
-    if out.exists() and not force:
-        raise SpecdenoiseError(f"{out}: corpus exists (use --force to rebuild it)")
+    check_config(cfg, workers)
+    inputs = [*cfg.speech_dirs, *cfg.noise_dirs, *cfg.rir_dirs, cfg.msnsd_root]
+    check_output_folder(out, "corpus.json", "specdenoise corpus", inputs, force)
     by_split, sources, mix = collect_sources(cfg)
     skipped = sources.skipped
     total_speech_h = sum(f.duration for f in sources.speech) / 3600
@@ -209,9 +250,8 @@ def synthesize(cfg: SynthConfig, out: str | Path, workers: int = 1, force: bool 
                 f"split {split!r} got no usable speech or noise: too few source speakers/files for three splits")
         mixers[split] = Mixer(pools, mix)
 
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
+    check_output_folder(out, "corpus.json", "specdenoise corpus", inputs, force)  # again: time has passed
+    partial = make_partial(out)
     jobs = [(s, i) for s in SPLITS for i in range(clips[s])]
     try:
         rows = _run_jobs(jobs, mixers, partial, cfg.seed, workers, progress)
@@ -235,11 +275,9 @@ def synthesize(cfg: SynthConfig, out: str | Path, workers: int = 1, force: bool 
         }
         atomic_write_json(partial / "corpus.json", summary)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_partial(partial)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    swap_in(partial, out)
     for line in skipped:
         warnings.warn(f"skipped {line}", stacklevel=2)
     return summary
@@ -257,7 +295,7 @@ def _run_jobs(jobs, mixers, root, seed, workers, progress) -> list[dict]:
             bar.update()
     else:
         ctx = mp.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(mixers, str(root), seed)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(mixers, str(root), seed, True)) as pool:
             for row in pool.imap(_make_clip, jobs, chunksize=4):
                 rows.append(row)
                 bar.update()

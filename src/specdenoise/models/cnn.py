@@ -28,6 +28,11 @@ class RCED(SpectralMaskModel):
             raise ConfigError("cnn.channels and cnn.freq_kernels must be non-empty and of equal length")
         if time_kernel % 2 == 0 or any(k % 2 == 0 for k in freq_kernels):
             raise ConfigError("cnn kernels must be odd")
+        n_freqs = self.stft_config.n_fft // 2 + 1  # full resolution: size is bounded here, not by pooling
+        if len(channels) > 64 or max(channels) > 1024 or min(channels) < 1 or time_kernel > 63 \
+                or max(freq_kernels) > 2 * n_freqs - 1:
+            raise ConfigError(f"cnn needs at most 64 layers of 1-1024 channels, time_kernel <= 63 and freq_kernels "
+                              f"<= {2 * n_freqs - 1} (for {n_freqs} frequency bins)")
         self.skips = skips
         self.layers = nn.ModuleList()
         cin = 1

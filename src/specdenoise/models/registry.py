@@ -4,6 +4,7 @@ never unpickled.
 """
 from __future__ import annotations
 
+import pickle
 import platform
 from pathlib import Path
 from typing import Any, Callable
@@ -11,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, shown
 from ..fileio import atomic_write
 
 FORMAT = "specdenoise-checkpoint/1"
@@ -51,12 +52,41 @@ def serialize(model, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
+def _finite_weights(state_dict: dict[str, Any]) -> str | None:
+    """Name of the first floating tensor holding NaN or Inf (a diverged run), else None."""
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return key
+    return None
+
+
 def from_serialized(package: dict[str, Any]):
+    """Rebuild the model a checkpoint names. Every problem is a CheckpointError in words: what is
+    missing, which model and which weights do not fit, or that the weights are not finite."""
     if not isinstance(package, dict) or package.get("format") != FORMAT:
         raise CheckpointError("not a specdenoise checkpoint (format tag missing)")
-    spec = package["model"]
-    model = build_model(spec["name"], **spec["config"])
-    model.load_state_dict(package["state_dict"])
+    spec, state = package.get("model"), package.get("state_dict")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("config"), dict):
+        raise CheckpointError("incomplete checkpoint: the model name and settings are missing")
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError("incomplete checkpoint: the weights (state_dict) are missing")
+    bad = _finite_weights(state)
+    if bad is not None:
+        raise CheckpointError(f"weights contain NaN or Inf ({bad}; a diverged run?): refusing to use them")
+    try:
+        model = build_model(spec["name"], **spec["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"cannot build its model: {exc}") from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(missing)} missing" if missing else "", f"{len(unexpected)} unexpected" if unexpected else "",
+                 f"{len(shapes)} of another shape (e.g. {shapes[0]})" if shapes else ""]
+        raise CheckpointError(f"its weights do not fit the {spec['name']!r} model it names "
+                              f"({', '.join(p for p in parts if p)}): another architecture or a damaged file")
+    model.load_state_dict(state)
     model.eval()
     return model
 
@@ -67,26 +97,44 @@ def save_checkpoint(path: str | Path, package: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint as plain data (``weights_only=True``: no code in it can run)."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{shown(path)}: checkpoint not found")
+    if path.is_dir():
+        raise CheckpointError(f"{shown(path)}: is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{shown(path)}: empty file (0 bytes), not a checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{shown(path)}: holds Python objects, which a specdenoise checkpoint never does; "
+                              "refused without running them") from None
     except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0][:160]})") from None
+        text = str(exc).strip()
+        if "weights_only" in text or "Unsupported global" in text:  # torch's advice is unsafe: never repeat it
+            raise CheckpointError(f"{shown(path)}: holds Python objects, which a specdenoise checkpoint never does; "
+                                  "refused without running them") from None
+        reason = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+        raise CheckpointError(f"{shown(path)}: not a PyTorch checkpoint, or a damaged one ({reason})") from None
 
 
 def model_from_checkpoint(path: str | Path):
     try:
         return from_serialized(load_checkpoint(path))
     except CheckpointError as exc:
-        if str(path) in str(exc):
+        if shown(path) in str(exc):
             raise
-        raise CheckpointError(f"{path}: {exc}") from None
+        raise CheckpointError(f"{shown(path)}: {exc}") from None
 
 
 def export_for_release(source: str | Path, target: str | Path) -> Path:
-    """Copy a training checkpoint without optimizer/RNG state (the shipped model's form)."""
+    """Copy a training checkpoint without optimizer/RNG state (the shipped model's form).
+    A checkpoint with NaN/Inf weights is refused: it would only ever write garbage audio."""
     package = load_checkpoint(source)
+    try:
+        from_serialized(package)  # complete, fits its model, finite weights
+    except CheckpointError as exc:
+        raise CheckpointError(f"{shown(source)}: not exported: {exc}") from None
     package = {k: v for k, v in package.items() if k != "train_state"}
     return save_checkpoint(target, package)

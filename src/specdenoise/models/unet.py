@@ -33,6 +33,15 @@ class UNet(SpectralMaskModel):
         super().__init__(stft, sample_rate, feature, power, mask)
         if depth < 1 or base_channels < 1 or kernel_size % 2 == 0:
             raise ConfigError("unet needs depth >= 1, base_channels >= 1 and an odd kernel_size")
+        # each level halves the frequency axis: deeper than the bins allow only pads (and a depth
+        # of 12 once asked for 24 GB); the widest level's channels bound the memory too
+        n_freqs = self.stft_config.n_fft // 2 + 1
+        if 2**depth > n_freqs:
+            raise ConfigError(f"unet depth {depth} is too deep for {n_freqs} frequency bins (n_fft "
+                              f"{self.stft_config.n_fft}): at most {n_freqs.bit_length() - 1}")
+        if base_channels * 2**depth > 8192:
+            raise ConfigError(f"unet base_channels x 2**depth = {base_channels * 2**depth} channels at the "
+                              "bottleneck; at most 8192")
         self.depth = depth
         chans = [base_channels * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList()
