@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from . import __version__
@@ -17,6 +19,15 @@ VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo", 
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, a container stop) raised like Ctrl-C, so every command cleans up
+    its temp files and partial folders the same way for both."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,20 +53,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return EXIT_USAGE
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args._module.run(args) or 0)
+    except Terminated:
+        print("specdenoise: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("specdenoise: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the one place errors become exit codes
         if getattr(args, "debug", False):
             raise
-        from .errors import SpecdenoiseError
+        from .errors import SpecdenoiseError, shown
 
         kind = "error" if isinstance(exc, SpecdenoiseError) else f"error ({type(exc).__name__})"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, SpecdenoiseError):  # ours are one line: a newline can only come from a file name
+            message = shown(str(exc).strip()) or type(exc).__name__
+        else:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"specdenoise {args.verb}: {kind}: {message}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover
