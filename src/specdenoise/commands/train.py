@@ -10,6 +10,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
     parser.add_argument("--max-steps", type=int, help="override run.max_steps")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    parser.add_argument("--init-from", metavar="default|CKPT",
+                        help="fine-tune: start from the shipped model's or a checkpoint's weights (run.init_from)")
     parser.add_argument("--merge-train-validation", action="store_true", help="final fit on train+validation")
     parser.add_argument("--tracker", choices=["wandb", "none"], help="override tracking.tracker")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=3e-4")
@@ -22,6 +24,8 @@ def build_config(args):
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data.path={args.data}")
+    if getattr(args, "init_from", None):
+        overrides.append(f"run.init_from={args.init_from}")
     if args.max_steps is not None:
         overrides.append(f"run.max_steps={args.max_steps}")
     if args.merge_train_validation:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from ..errors import SpecdenoiseError
+from .rooms import early_part
 
 CLIP_PEAK = 0.99
 
@@ -37,6 +38,11 @@ class MixConfig:
     silence_seconds: float = 0.2  # gap between joined utterances
     babble_probability: float = 0.1  # share of clips whose noise is derived babble
     babble_talkers: tuple[int, int] = (3, 8)
+    # --- realism for training (defaults keep a plain mixture; configs/crn.yaml turns them on) ---
+    noise2_probability: float = 0.0  # share of examples with a second, independent noise source
+    filter_probability: float = 0.0  # share passed through a random microphone/channel response
+    clip_probability: float = 0.0  # share whose noisy input is clipped (target stays unclipped)
+    early_reflection_ms: float = 0.0  # >0: reverberant speech's target keeps only this much after the direct path
 
     def __post_init__(self) -> None:
         lo, hi = self.snr_range
@@ -44,6 +50,11 @@ class MixConfig:
             raise SpecdenoiseError(f"snr_range must be (low, high), got {self.snr_range}")
         if not 0 <= self.rir_probability <= 1 or not 0 <= self.babble_probability <= 1:
             raise SpecdenoiseError("rir_probability and babble_probability must lie in [0, 1]")
+        for name in ("noise2_probability", "filter_probability", "clip_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SpecdenoiseError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.early_reflection_ms <= 500:
+            raise SpecdenoiseError(f"early_reflection_ms must lie in [0, 500], got {self.early_reflection_ms}")
         if self.clip_seconds <= 0:
             raise SpecdenoiseError(f"clip_seconds must be positive, got {self.clip_seconds}")
 
@@ -184,12 +195,21 @@ class Mixer:
         rir_name = "none"
         if self.pools.rirs and rng.random() < cfg.rir_probability:
             r = int(rng.integers(len(self.pools.rirs)))
+            if cfg.early_reflection_ms > 0:
+                dry = apply_rir(speech, early_part(self.pools.rirs[r], cfg.sample_rate, cfg.early_reflection_ms))
             speech = apply_rir(speech, self.pools.rirs[r])
             rir_name = self.pools.rir_names[r]
         if rng.random() < cfg.babble_probability and len(self.pools.speech) >= 2:
             noise, noise_file, category = self.draw_babble(rng, length)
         else:
             noise, noise_file, category = self.draw_noise(rng, length)
+        if cfg.noise2_probability and rng.random() < cfg.noise2_probability:
+            noise, noise_file, category = self._add_second_noise(rng, noise, noise_file, category)
+        filter_name = "none"
+        if cfg.filter_probability and rng.random() < cfg.filter_probability:
+            sos, filter_name = random_channel_filter(rng, cfg.sample_rate)
+            speech, noise = _filt(sos, speech), _filt(sos, noise)
+            dry = _filt(sos, dry)
         p_speech = active_power(speech, cfg.sample_rate)
         if p_speech <= 0:
             raise SilentSourceError(f"silent speech excerpt ({', '.join(speech_files)}): cannot set an SNR")
@@ -200,7 +220,7 @@ class Mixer:
         else:
             noise_gain = np.sqrt(p_speech / (p_noise * 10 ** (snr / 10)))
         noise = (noise * noise_gain).astype(np.float32)
-        target = dry if cfg.dry_target else speech
+        target = dry if (cfg.dry_target or cfg.early_reflection_ms > 0) else speech
         noisy = speech + noise
         level = float(rng.uniform(*cfg.level_range_dbfs))
         rms = np.sqrt(np.mean(np.square(noisy, dtype=np.float64))) + 1e-12
@@ -220,5 +240,57 @@ class Mixer:
             "rir": rir_name,
             "clip_guard": int(clipped_guard),
         }
+        if cfg.filter_probability:
+            meta["channel_filter"] = filter_name
         g = np.float32(gain)
-        return Mixture(clean=target * g, noise=noise * g, noisy=(speech + noise) * g, meta=meta)
+        noisy = (speech + noise) * g
+        if cfg.clip_probability and rng.random() < cfg.clip_probability:
+            threshold = float(np.abs(noisy).max()) / rng.uniform(1.2, 4.0)  # overdriven input
+            noisy = np.clip(noisy, -threshold, threshold)
+            meta["input_clipped_at"] = round(threshold, 6)
+        return Mixture(clean=target * g, noise=noise * g, noisy=noisy.astype(np.float32), meta=meta)
+
+    def _add_second_noise(self, rng, noise, name, category):
+        """Two independent sources (e.g. traffic under a fan), the second 0-10 dB below the first."""
+        other, other_name, other_cat = self.draw_noise(rng, len(noise))
+        p1 = float(np.mean(np.square(noise, dtype=np.float64)))
+        p2 = float(np.mean(np.square(other, dtype=np.float64)))
+        if p1 <= 1e-20 or p2 <= 1e-20:
+            return noise, name, category
+        rel_db = -rng.uniform(0.0, 10.0)
+        other = other * np.sqrt(p1 / p2 * 10 ** (rel_db / 10))
+        return (noise + other).astype(np.float32), f"{name}+{other_name}", f"{category}+{other_cat}"
+
+
+def random_channel_filter(rng: np.random.Generator, sample_rate: int) -> tuple[np.ndarray, str]:
+    """A random microphone/channel response as second-order sections: band-limiting (telephone
+    or cheap-microphone low-pass), a high-pass (small capsule, wind filter) or a random tilt EQ."""
+    from scipy.signal import butter
+
+    nyq = sample_rate / 2
+    kind = rng.choice(["lowpass", "highpass", "bandpass", "eq"])
+    if kind == "lowpass":
+        cut = float(rng.uniform(3000, min(7500, 0.95 * nyq)))
+        return butter(int(rng.integers(2, 9)), cut, "lowpass", fs=sample_rate, output="sos"), f"lowpass{cut:.0f}"
+    if kind == "highpass":
+        cut = float(rng.uniform(50, 400))
+        return butter(int(rng.integers(1, 5)), cut, "highpass", fs=sample_rate, output="sos"), f"highpass{cut:.0f}"
+    if kind == "bandpass":
+        lo, hi = float(rng.uniform(200, 400)), float(rng.uniform(3200, min(4000, 0.95 * nyq)))
+        return butter(4, [lo, hi], "bandpass", fs=sample_rate, output="sos"), f"bandpass{lo:.0f}-{hi:.0f}"
+    # peaking EQ: a few biquads of +-6 dB at random centre frequencies (RBJ cookbook)
+    sections = []
+    for _ in range(int(rng.integers(1, 4))):
+        f0, gain_db, q = float(rng.uniform(100, 0.8 * nyq)), float(rng.uniform(-6, 6)), float(rng.uniform(0.5, 2))
+        a, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / sample_rate
+        alpha = np.sin(w0) / (2 * q)
+        b = np.array([1 + alpha * a, -2 * np.cos(w0), 1 - alpha * a])
+        den = np.array([1 + alpha / a, -2 * np.cos(w0), 1 - alpha / a])
+        sections.append(np.concatenate([b / den[0], den / den[0]]))
+    return np.array(sections), "eq"
+
+
+def _filt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    from scipy.signal import sosfilt
+
+    return sosfilt(sos, x).astype(np.float32)

@@ -22,6 +22,9 @@ class DataConfig:
     num_workers: int = 0
     merge_train_validation: bool = False  # final fit on train+validation
     val_clips: int = 32  # validation clips used (0 = all)
+    simulated_rirs: int = 0  # dynamic mixing: add this many pyroomacoustics rooms to the training rooms
+    simulated_rir_t60: tuple[float, float] = (0.1, 1.0)  # their reverberation times (s)
+    exclude_noise_categories: list[str] = field(default_factory=list)  # never trained on (held out)
     mix: MixConfig = field(default_factory=MixConfig)
 
 
@@ -52,6 +55,7 @@ class RunConfig:
     bf16: bool = False  # bf16 autocast (fast only on CPUs with native bf16, and on GPUs)
     channels_last: bool = True
     progress: bool = True
+    init_from: str = ""  # "default" (the shipped model) or a checkpoint: fine-tune from its weights
 
 
 @dataclass

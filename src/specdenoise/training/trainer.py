@@ -61,12 +61,23 @@ def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> 
         synth = SynthConfig(speech_dirs=d.speech, noise_dirs=d.noise, rir_dirs=d.rir, seed=d.split_seed, mix=d.mix)
         by_split, sources, mix = collect_sources(synth)
         skipped = sources.skipped
+        if d.exclude_noise_categories:  # held-out categories: in no split the model sees
+            held_out = set(d.exclude_noise_categories)
+            for split_files in by_split.values():
+                split_files["noise"] = [f for f in split_files["noise"] if f.category not in held_out]
         if d.merge_train_validation:
             files = {k: by_split["train"][k] + by_split["validation"][k] for k in by_split["train"]}
         else:
             files = by_split["train"]
-        train_ds = DynamicMixDataset(Mixer(load_pools(files, sample_rate, skipped), mix),
-                                     d.examples_per_epoch, crop_samples, cfg.run.seed)
+        pools = load_pools(files, sample_rate, skipped)
+        if d.simulated_rirs:
+            from ..data.rooms import default_cache_dir, simulate_room_bank
+
+            bank = simulate_room_bank(d.simulated_rirs, sample_rate, d.split_seed, tuple(d.simulated_rir_t60),
+                                      default_cache_dir())
+            pools.rirs += bank
+            pools.rir_names += [f"simulated:pyroomacoustics:{i}" for i in range(len(bank))]
+        train_ds = DynamicMixDataset(Mixer(pools, mix), d.examples_per_epoch, crop_samples, cfg.run.seed)
         if val is None:  # fixed validation mixtures from the validation split's own sources
             val_pools = load_pools(by_split["validation"], sample_rate, skipped)
             val = DynamicMixDataset(Mixer(val_pools, mix), d.val_clips or 32,
@@ -148,8 +159,36 @@ def evaluate(model, val: Dataset, cfg: TrainConfig, device) -> tuple[dict[str, f
     return metrics, media
 
 
+def init_weights_from(model, source: str | Path) -> str:
+    """Load weights of ``source`` ("default" = the shipped model, or a checkpoint path) into
+    ``model`` for fine-tuning. Architecture, STFT and sample rate must match; otherwise a
+    one-line error names every difference. Returns the resolved source path."""
+    from ..enhance import pretrained_path
+
+    path = pretrained_path(str(source)) if str(source) in ("default",) else Path(source)
+    package = load_checkpoint(path)
+    theirs = package.get("model", {}) if isinstance(package, dict) else {}
+    ours = {"name": model.name, "config": model.config()}
+    diffs = []
+    if theirs.get("name") != ours["name"]:
+        diffs.append(f"model {theirs.get('name')!r} vs {ours['name']!r}")
+    else:
+        a, b = theirs.get("config", {}), ours["config"]
+        diffs += [f"model.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if diffs:
+        raise ConfigError(f"--init-from {source}: checkpoint differs from the configured model: " + "; ".join(diffs))
+    try:
+        model.load_state_dict(package["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise ConfigError(f"--init-from {source}: weights do not fit the model ({str(exc).splitlines()[0][:120]})") from None
+    return str(path)
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: ReportFn | None = None) -> dict[str, Any]:
     """Train a model as ``cfg`` says; returns a summary (best metric, steps, paths).
+
+    ``run.init_from`` ("default" or a checkpoint) starts from existing weights (fine-tuning); the
+    optimizer and schedule start fresh. On ``resume`` the run's own weights win.
 
     ``report(step, val_metrics)`` is called after each validation on rank 0; tuning uses it to
     prune (an exception raised there ends the run cleanly and propagates).
@@ -172,6 +211,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     model = build_model(cfg.model.get("name", "unet"), stft=cfg.stft, **model_kwargs).to(device)
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.run.init_from and not resume:
+        init_weights_from(model, cfg.run.init_from)
     stft_cfg, sr = model.stft_config, model.sample_rate
     train_ds, val_ds = build_datasets(cfg, stft_cfg, sr)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),

@@ -1,0 +1,267 @@
+"""A causal convolutional-recurrent network (CRN) on ERB-compressed spectra, for offline *and*
+frame-by-frame streaming use.
+
+Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing copied):
+
+- **Inputs**: power-law compressed magnitude ``|X|**0.3`` and the compressed complex spectrum
+  (Re, Im scaled to that magnitude) as three channels.
+- **Band compression**: the low ``erb_low`` bins are kept, the rest folded into ``erb_bands``
+  triangular ERB bands (257 -> 129 at 16 kHz, n_fft 512), so convolutions spend their effort
+  where speech lives; the mask is spread back with the transposed filterbank.
+- **Encoder**: two convolutions strided along frequency only (time resolution kept), then three
+  depth-wise temporal blocks with causal dilations 1, 2, 5 (receptive field grows cheaply).
+- **Bottleneck**: dual-path recurrent blocks: a bidirectional GRU across frequency inside one
+  frame (full-band context, still causal) and a unidirectional GRU across time per band
+  (temporal memory).
+- **Decoder**: mirrored, with additive skips, ends in a bounded complex ratio mask.
+
+**Causality**: every temporal convolution is padded on the left only, normalisations are per
+frame (LayerNorm) or fixed at inference (BatchNorm), and the time GRU is unidirectional, so the
+output at frame ``t`` depends only on frames ``<= t``. The same code runs a whole spectrogram or
+one frame at a time: :meth:`forward_frames` takes and returns the state (convolution caches and
+GRU hidden states) as a flat list of tensors, which is also the ONNX streaming interface.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .base import SpectralMaskModel
+from .registry import register
+
+DILATIONS = (1, 2, 5)
+
+
+def erb_filterbank(n_freqs: int, low: int, bands: int, sample_rate: int) -> np.ndarray:
+    """``[bands, n_freqs - low]`` triangular filters equally spaced on the ERB-rate scale,
+    each row summing to 1 (band = weighted mean of its bins)."""
+    def hz_to_erb(f):
+        return 21.4 * np.log10(1 + 0.00437 * f)
+
+    def erb_to_hz(e):
+        return (10 ** (e / 21.4) - 1) / 0.00437
+
+    freqs = np.linspace(0, sample_rate / 2, n_freqs)[low:]
+    edges = erb_to_hz(np.linspace(hz_to_erb(freqs[0]), hz_to_erb(freqs[-1]), bands + 2))
+    fb = np.zeros((bands, len(freqs)))
+    for b in range(bands):
+        lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
+        up = (freqs - lo) / max(mid - lo, 1e-9)
+        down = (hi - freqs) / max(hi - mid, 1e-9)
+        fb[b] = np.clip(np.minimum(up, down), 0, None)
+        if fb[b].sum() == 0:  # a band narrower than a bin: take the nearest bin
+            fb[b, int(np.argmin(np.abs(freqs - mid)))] = 1.0
+    return (fb / fb.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class CausalConv(nn.Module):
+    """Conv2d over ``[B, C, T, F]`` with left-only time padding and a cache of past frames."""
+
+    def __init__(self, cin: int, cout: int, kt: int, kf: int, stride_f: int = 1, dilation_t: int = 1,
+                 groups: int = 1):
+        super().__init__()
+        self.past = (kt - 1) * dilation_t  # frames of history the kernel needs
+        self.pad_f = kf // 2
+        self.conv = nn.Conv2d(cin, cout, (kt, kf), stride=(1, stride_f), dilation=(dilation_t, 1), groups=groups)
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.past == 0:
+            return self.conv(F.pad(x, (self.pad_f, self.pad_f))), cache
+        if cache is None:
+            cache = x.new_zeros(x.shape[0], x.shape[1], self.past, x.shape[3])
+        full = torch.cat([cache, x], dim=2)
+        return self.conv(F.pad(full, (self.pad_f, self.pad_f))), full[:, :, -self.past:]
+
+
+class TemporalBlock(nn.Module):
+    """Depth-wise causal dilated convolution + point-wise mixing, residual."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.depthwise = CausalConv(channels, channels, 3, 3, dilation_t=dilation, groups=channels)
+        self.pointwise = nn.Conv2d(channels, channels, 1)
+        self.norm = nn.BatchNorm2d(channels)
+        self.act = nn.PReLU(channels)
+
+    def forward(self, x, cache):
+        y, cache = self.depthwise(x, cache)
+        return x + self.act(self.norm(self.pointwise(y))), cache
+
+
+class DualPathBlock(nn.Module):
+    """GRU across frequency within each frame (bidirectional), then across time per band (causal)."""
+
+    def __init__(self, channels: int, bands: int, hidden: int):
+        super().__init__()
+        self.intra = nn.GRU(channels, channels // 2, batch_first=True, bidirectional=True)
+        self.intra_fc = nn.Linear(2 * (channels // 2), channels)
+        self.intra_norm = nn.LayerNorm([bands, channels])
+        self.inter = nn.GRU(channels, hidden, batch_first=True)
+        self.inter_fc = nn.Linear(hidden, channels)
+        self.inter_norm = nn.LayerNorm([bands, channels])
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, t, f = x.shape
+        y = x.permute(0, 2, 3, 1).reshape(b * t, f, c)  # one sequence per frame, along frequency
+        y = self.intra_fc(self.intra(y)[0])
+        x = x + self.intra_norm(y.reshape(b, t, f, c)).permute(0, 3, 1, 2)
+        y = x.permute(0, 3, 2, 1).reshape(b * f, t, c)  # one sequence per band, along time
+        y, h = self.inter(y, h)
+        y = self.inter_fc(y).reshape(b, f, t, c).permute(0, 2, 1, 3)
+        return x + self.inter_norm(y).permute(0, 3, 1, 2), h
+
+
+def _up(cin: int, cout: int, kf: int) -> nn.ConvTranspose2d:
+    """Frequency-only upsampling by 2 (n -> 2n - 1 bins), no temporal context."""
+    return nn.ConvTranspose2d(cin, cout, (1, kf), stride=(1, 2), padding=(0, kf // 2))
+
+
+@register("crn")
+class CausalCRN(SpectralMaskModel):
+    name = "crn"
+    causal = True
+
+    def __init__(self, stft: dict | None = None, sample_rate: int = 16000, channels: int = 32,
+                 first_channels: int = 16, erb_low: int = 65, erb_bands: int = 64, gru_hidden: int = 32,
+                 dual_path_blocks: int = 2, power: float = 0.3):
+        stft = stft or {"n_fft": 512, "hop_length": 256, "window": "sqrt_hann"}
+        super().__init__(stft, sample_rate, feature="power", power=power, mask="complex")
+        n_freqs = self.stft_config.n_fft // 2 + 1
+        if not 0 < erb_low < n_freqs or erb_bands < 1 or erb_bands > n_freqs - erb_low:
+            raise ConfigError(f"crn needs 0 < erb_low < {n_freqs} and 1 <= erb_bands <= {n_freqs} - erb_low")
+        width = erb_low + erb_bands
+        if width < 9 or (width - 1) % 4:
+            raise ConfigError(f"crn needs erb_low + erb_bands = 4k + 1 (>= 9) bands, got {width}")
+        if channels < 2 or first_channels < 1 or gru_hidden < 1 or dual_path_blocks < 0:
+            raise ConfigError("crn needs channels >= 2, first_channels >= 1, gru_hidden >= 1, dual_path_blocks >= 0")
+        del self.input_norm  # features are normalised per layer here
+        self.erb_low = erb_low
+        self.register_buffer("erb_fb", torch.from_numpy(erb_filterbank(n_freqs, erb_low, erb_bands, sample_rate)),
+                             persistent=False)
+        w1, w2 = (width + 1) // 2, (width + 3) // 4
+        self.enc1 = CausalConv(3, first_channels, 1, 5, stride_f=2)
+        self.enc1_post = nn.Sequential(nn.BatchNorm2d(first_channels), nn.PReLU(first_channels))
+        self.enc2 = CausalConv(first_channels, channels, 2, 3, stride_f=2)
+        self.enc2_post = nn.Sequential(nn.BatchNorm2d(channels), nn.PReLU(channels))
+        self.enc_temporal = nn.ModuleList(TemporalBlock(channels, d) for d in DILATIONS)
+        self.dual_path = nn.ModuleList(DualPathBlock(channels, w2, gru_hidden) for _ in range(dual_path_blocks))
+        self.dec_temporal = nn.ModuleList(TemporalBlock(channels, d) for d in reversed(DILATIONS))
+        self.dec2 = nn.Sequential(_up(channels, first_channels, 3), nn.BatchNorm2d(first_channels), nn.PReLU(first_channels))
+        self.dec1 = _up(first_channels, 2, 5)
+        assert w1 == 2 * w2 - 1 and width == 2 * w1 - 1
+        self.remember_config(sample_rate=sample_rate, channels=channels, first_channels=first_channels,
+                             erb_low=erb_low, erb_bands=erb_bands, gru_hidden=gru_hidden,
+                             dual_path_blocks=dual_path_blocks, power=power)
+
+    # --- bands ---
+    def to_bands(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., n_freqs]`` -> ``[..., erb_low + erb_bands]``."""
+        return torch.cat([x[..., : self.erb_low], x[..., self.erb_low :] @ self.erb_fb.T], dim=-1)
+
+    def from_bands(self, x: torch.Tensor) -> torch.Tensor:
+        """Spread band values back to bins with the transposed (column-normalised) filterbank."""
+        spread = self.erb_fb / self.erb_fb.sum(dim=0, keepdim=True).clamp_min(1e-8)
+        return torch.cat([x[..., : self.erb_low], x[..., self.erb_low :] @ spread], dim=-1)
+
+    # --- streaming state: one flat list, in a fixed order ---
+    def _stateful(self) -> list[nn.Module]:
+        return [self.enc2, *[b.depthwise for b in self.enc_temporal], *[b.depthwise for b in self.dec_temporal]]
+
+    def initial_state(self, batch: int = 1, device=None) -> list[torch.Tensor]:
+        """Zeros: convolution caches ``[B, C, past, bands]``, then GRU states ``[1, B*bands, H]``."""
+        width = self.erb_low + self.erb_fb.shape[0]
+        w2 = (width + 3) // 4
+        state = []
+        for conv in self._stateful():
+            bands = (width + 1) // 2 if conv is self.enc2 else w2
+            state.append(torch.zeros(batch, conv.conv.in_channels, conv.past, bands, device=device))
+        for block in self.dual_path:
+            state.append(torch.zeros(1, batch * w2, block.inter.hidden_size, device=device))
+        return state
+
+    @property
+    def receptive_field_frames(self) -> int | None:
+        return None  # unbounded (recurrent): chunked processing must carry the state
+
+    def forward_frames(self, spec: torch.Tensor, state: list[torch.Tensor] | None = None
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Complex ``[B, F, T]`` (any T >= 1) + state -> enhanced ``[B, F, T]`` + new state."""
+        n_conv = len(self._stateful())
+        caches = list(state[:n_conv]) if state is not None else [None] * n_conv
+        hiddens = list(state[n_conv:]) if state is not None else [None] * len(self.dual_path)
+        x = torch.view_as_real(spec.transpose(1, 2).contiguous())  # [B, T, F, 2]
+        mag = torch.sqrt(x.pow(2).sum(-1) + 1e-12)
+        comp = mag.pow(self.power)
+        feats = torch.stack([comp, x[..., 0] * comp / mag, x[..., 1] * comp / mag], dim=1)  # [B, 3, T, F]
+        feats = self.to_bands(feats)
+        new = []
+        e1, _ = self.enc1(feats, None)
+        e1 = self.enc1_post(e1)
+        y, c = self.enc2(e1, caches[0])
+        new.append(c)
+        e2 = y = self.enc2_post(y)
+        skips = []
+        for i, block in enumerate(self.enc_temporal):
+            y, c = block(y, caches[1 + i])
+            new.append(c)
+            skips.append(y)
+        new_h = []
+        for block, h in zip(self.dual_path, hiddens):
+            y, h = block(y, h)
+            new_h.append(h)
+        for i, block in enumerate(self.dec_temporal):
+            y, c = block(y + skips[-1 - i], caches[1 + len(self.enc_temporal) + i])
+            new.append(c)
+        y = self.dec2(y + e2)
+        logits = self.from_bands(self.dec1(y + e1)).float()  # [B, 2, T, F]
+        mr, mi = logits[:, 0], logits[:, 1]
+        norm = torch.sqrt(mr**2 + mi**2 + 1e-8)
+        scale = torch.tanh(norm) / norm  # bounded complex ratio mask, |M| < 1
+        mr, mi = mr * scale, mi * scale
+        xr, xi = x[..., 0].float(), x[..., 1].float()
+        out = torch.complex(xr * mr - xi * mi, xr * mi + xi * mr).transpose(1, 2)
+        return out, new + new_h
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.forward_frames(spec)[0]
+
+    def macs_per_frame(self) -> int:
+        """Multiply-accumulates for one frame (convolutions, GRUs, linear layers), for the model card."""
+        total = 0
+        width = self.erb_low + self.erb_fb.shape[0]
+        total += 3 * self.erb_fb.numel()
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                # output bands of this conv for one frame
+                total += m.weight.numel() * self._out_bands(m, width)
+            elif isinstance(m, nn.ConvTranspose2d):
+                total += m.weight.numel() * self._out_bands(m, width) // m.stride[1]
+            elif isinstance(m, nn.Linear):
+                total += m.weight.numel() * self._seq_len(m, width)
+            elif isinstance(m, nn.GRU):
+                per_step = sum(p.numel() for n, p in m.named_parameters() if n.startswith("weight"))
+                total += per_step * (width + 3) // 4
+        total += 2 * self.erb_fb.numel()
+        return int(total)
+
+    def _out_bands(self, m: nn.Module, width: int) -> int:
+        w1, w2 = (width + 1) // 2, (width + 3) // 4
+        if m is self.enc1.conv:
+            return w1
+        if m is self.dec1:
+            return width
+        if m is self.dec2[0]:
+            return w1
+        return w2
+
+    @staticmethod
+    def _seq_len(m: nn.Module, width: int) -> int:
+        return (width + 3) // 4
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
