@@ -251,12 +251,97 @@ def test_discover_reads_synth_metadata(tmp_path):
             audio.write(tmp_path / sub / f"{name}.wav", tone, 16000)
     (tmp_path / "meta.csv").write_text("clip,snr_db,noise_category,speaker\nx1.wav,-2.5,traffic,s1\nx2,12,music,s2\n")
     dataset = discover(tmp_path)
-    assert dataset.layout == "synth"
+    assert dataset.layout == "synth" and dataset.warnings == []  # our own file: nothing to say
     assert [(p.name, p.snr_db, p.noise_category) for p in dataset.pairs] == [("x1", -2.5, "traffic"), ("x2", 12.0, "music")]
     assert len(discover(tmp_path, limit=1).pairs) == 1
-    (tmp_path / "meta.csv").write_text("clip,snr\nx1.wav,3\n")
-    with pytest.raises(SpecdenoiseError, match="missing column"):
+
+
+def _tone_pairs(root: Path, names=("x1", "x2")) -> None:
+    tone = np.sin(np.arange(1600) * 0.1).astype(np.float32)
+    for sub in ("noisy", "clean"):
+        for name in names:
+            audio.write(root / sub / f"{name}.wav", tone, 16000)
+
+
+def test_foreign_meta_csv_is_used_for_what_it_holds(tmp_path):
+    """Another tool's meta.csv (the issue's example columns) is read under common names and the
+    unused columns are named in one line, instead of refusing the folder."""
+    _tone_pairs(tmp_path, ("x1", "x2", "x3"))
+    (tmp_path / "meta.csv").write_text(
+        "file,speaker,noise,category,snr_db\nnoisy/x1.wav,s1,cafe_3.wav,babble,-2.5\nx2.wav,s2,road.wav,traffic,12 dB\nx3.wav,s3,hum.wav,,n/a\n"
+    )
+    dataset = discover(tmp_path)
+    assert [(p.name, p.snr_db, p.noise_category) for p in dataset.pairs] == [
+        ("x1", -2.5, "babble"), ("x2", 12.0, "traffic"), ("x3", None, None)]
+    assert dataset.has_meta
+    note = "\n".join(dataset.warnings)
+    assert "used file (file), snr_db (SNR), category (noise category); ignored speaker, noise" in note
+    assert "1 SNR value(s) are not numbers (line 4: 'n/a')" in note
+    assert all("\n" not in w for w in dataset.warnings)
+
+
+def test_meta_csv_without_usable_columns_is_ignored_with_a_note(tmp_path):
+    _tone_pairs(tmp_path)
+    (tmp_path / "meta.csv").write_text("speaker,gender\ns1,f\n")
+    dataset = discover(tmp_path)
+    assert dataset.layout == "noisy-clean" and not dataset.has_meta
+    assert dataset.warnings == ["meta.csv: no file-name column (columns: speaker, gender); ignored it, no breakdown by SNR or noise"]
+    (tmp_path / "meta.csv").write_text("clip,speaker\nx1.wav,s1\n")
+    assert "no SNR or noise-category column" in discover(tmp_path).warnings[0]
+
+
+def test_large_length_mismatch_is_refused_in_one_line_naming_the_file(tmp_path, capsys):
+    from specdenoise import cli
+
+    tone = np.sin(np.arange(24000) * 0.1).astype(np.float32)
+    audio.write(tmp_path / "noisy" / "a.wav", tone, 16000)
+    audio.write(tmp_path / "clean" / "a.wav", tone[:16000], 16000)
+    with pytest.raises(SpecdenoiseError, match=r"noisy/a.wav: 1.500 s long but its reference .*clean/a.wav is 1.000 s"):
         discover(tmp_path)
+    code = cli.main(["evaluate", str(tmp_path), "--model", "none", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "a.wav" in err[0], err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_plain_folder_of_recordings_hints_at_no_reference(tmp_path):
+    audio.write(tmp_path / "rec.wav", np.zeros(1600, np.float32), 16000)
+    with pytest.raises(SpecdenoiseError, match="--no-reference"):
+        discover(tmp_path)
+    from specdenoise.evaluation import discover_noisy
+
+    dataset = discover_noisy(tmp_path)
+    assert dataset.layout == "no-reference" and [p.clean for p in dataset.pairs] == [None]
+
+
+@needs_data
+def test_formats_rates_and_small_length_differences_are_scored_with_warnings(tmp_path):
+    """OGG/FLAC pairs, a reference at 48 kHz beside a 16 kHz input, and a reference 40 samples
+    longer than its input: all scored, each adaptation stated once, scores as for clean pairs."""
+    from specdenoise import metrics
+
+    clean_a, noisy_a = _mix(0, 5.0, seconds=2.5)
+    clean_b, noisy_b = _mix(1, 5.0, seconds=2.5)
+    root = tmp_path / "data"
+    audio.write(root / "noisy" / "a.ogg", noisy_a, 16000)
+    audio.write(root / "clean" / "a.flac", clean_a, 16000)
+    audio.write(root / "noisy" / "b.wav", noisy_b, 16000, subtype="FLOAT")
+    audio.write(root / "clean" / "b.wav", audio.resample(clean_b, 16000, 48000), 48000, subtype="FLOAT")
+    audio.write(root / "noisy" / "c.wav", noisy_a, 16000, subtype="FLOAT")
+    audio.write(root / "clean" / "c.wav", np.concatenate([clean_a, clean_a[:40]]), 16000, subtype="FLOAT")
+    dataset = discover(root)
+    assert [p.name for p in dataset.pairs] == ["a", "b", "c"]
+    notes = "\n".join(dataset.warnings)
+    assert "1 pair(s) differ in sample rate (b: noisy 16000 Hz, clean 48000 Hz)" in notes
+    assert "1 pair(s) differ in length by up to 2.5 ms (e.g. c): trimmed" in notes
+    result = evaluate(dataset, [("noisy", make_baseline("noisy"))], tmp_path / "report", workers=1)
+    rows = {r.pair.name: r for r in result.rows}
+    assert all(r.ok for r in rows.values()), [r.error for r in rows.values()]
+    assert rows["b"].metrics["stoi"] == pytest.approx(metrics.stoi(clean_b, noisy_b), abs=0.01)
+    assert rows["c"].metrics["si_sdr"] == pytest.approx(metrics.si_sdr(clean_a, noisy_a), abs=0.01)
+    assert rows["c"].duration_s == pytest.approx(2.5)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Notes on the data" in report and "differ in sample rate" in report
 
 
 @needs_data
@@ -381,3 +466,52 @@ def test_cli_unknown_baseline_fails_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown baseline 'bogus'" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+@needs_data
+def test_cli_no_reference_scores_recordings_with_non_intrusive_metrics(tmp_path, capsys):
+    """`evaluate --no-reference` on a folder of noisy recordings: DNSMOS P.835 and P.808 for every
+    system; the report names the metrics that need a reference."""
+    from specdenoise import cli
+    from specdenoise.evaluation import NO_REFERENCE_METRICS
+
+    for index, name in enumerate(("home_1", "home_2")):
+        audio.write(tmp_path / "recordings" / f"{name}.flac", _mix(index, 3.0, seconds=2.5)[1], 16000)
+    out = tmp_path / "report"
+    systems = ["noisy"] + [b for b in ("gtcrn",) if b in peers.available_baselines()]
+    code = cli.main(["evaluate", str(tmp_path / "recordings"), "--no-reference", "--model", "none",
+                     "--baselines", ",".join(systems), "--out", str(out), "--workers", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.startswith("| System | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL | DNSMOS P.808 | RTF |")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["skipped"] == ["pesq_wb", "stoi", "estoi", "si_sdr"]
+    for name in systems:
+        entry = metrics["systems"][name]
+        assert entry["n_files"] == 2 and entry["n_failed"] == 0
+        assert all(1.0 <= entry[m] <= 5.0 for m in NO_REFERENCE_METRICS), entry
+        assert "pesq_wb" not in entry
+    report = (out / "report.md").read_text()
+    assert "Skipped metrics: PESQ-WB, STOI, ESTOI, SI-SDR (dB): need a clean reference" in report
+    with open(out / "per_file.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * len(systems) and "dnsmos_p808" in rows[0] and "pesq_wb" not in rows[0]
+
+
+@needs_data
+def test_cli_exits_non_zero_after_writing_the_report_when_a_file_failed(tmp_path, capsys):
+    from specdenoise import cli
+
+    split = tmp_path / "test"
+    _write_pairs(split / "noisy", split / "clean", ["good", "silent"], [5.0, 5.0])
+    audio.write(split / "clean" / "silent.wav", np.zeros(40000, np.float32), 16000, overwrite=True)  # PESQ cannot score it
+    out = tmp_path / "report"
+    code = cli.main(["evaluate", str(split), "--model", "none", "--baselines", "noisy", "--out", str(out), "--workers", "1"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "| noisy |" in captured.out  # the table is still printed
+    last = captured.err.strip().splitlines()[-1]
+    assert "1 system/file result(s) failed" in last and "report.md" in last
+    summary = json.loads((out / "metrics.json").read_text())["systems"]["noisy"]
+    assert summary["n_files"] == 1 and summary["n_failed"] == 1
+    assert "silent" in (out / "report.md").read_text()

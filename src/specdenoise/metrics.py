@@ -74,11 +74,14 @@ _DNSMOS_POLY_BAK = np.poly1d([-0.13166888, 1.60915514, -0.39604546])
 _DNSMOS_POLY_OVRL = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
 
 _dnsmos_lock = threading.Lock()
-_dnsmos_session = None
+_dnsmos_sessions: dict = {}
 
 
-def dnsmos_model_path() -> Path:
-    """Path of the P.835 ONNX model shipped inside ``speechmos``.
+DNSMOS_MODELS = {"p835": "sig_bak_ovr.onnx", "p808": "model_v8.onnx"}
+
+
+def dnsmos_model_path(model: str = "p835") -> Path:
+    """Path of a DNSMOS ONNX model shipped inside ``speechmos`` (``p835`` or ``p808``).
 
     Located without importing ``speechmos.dnsmos``, which needs librosa and requests at import
     time; only the model file is used, so no download and no librosa are needed.
@@ -86,32 +89,79 @@ def dnsmos_model_path() -> Path:
     spec = importlib.util.find_spec("speechmos")
     if spec is None or not spec.submodule_search_locations:
         raise SpecdenoiseError("DNSMOS needs the 'speechmos' package (it ships the ONNX model): pip install speechmos")
-    path = Path(list(spec.submodule_search_locations)[0]) / "dnsmos_models" / "sig_bak_ovr.onnx"
+    path = Path(list(spec.submodule_search_locations)[0]) / "dnsmos_models" / DNSMOS_MODELS[model]
     if not path.is_file():
         raise SpecdenoiseError(f"DNSMOS model not found at {path}; reinstall speechmos")
     return path
 
 
-def _dnsmos_model():
-    """One onnxruntime session per process, limited to one thread so parallel workers don't
-    oversubscribe the cores (and so timings elsewhere stay honest)."""
-    global _dnsmos_session
+def _onnx_session(path: Path):
+    """An onnxruntime session limited to one thread, so parallel workers don't oversubscribe
+    the cores (and so timings elsewhere stay honest)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _dnsmos_model(model: str = "p835"):
+    """One session per model and process."""
     with _dnsmos_lock:
-        if _dnsmos_session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.log_severity_level = 3
-            _dnsmos_session = ort.InferenceSession(
-                str(dnsmos_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        return _dnsmos_session
+        if model not in _dnsmos_sessions:
+            _dnsmos_sessions[model] = _onnx_session(dnsmos_model_path(model))
+        return _dnsmos_sessions[model]
 
 
-def dnsmos(audio: np.ndarray, sample_rate: int = DNSMOS_RATE, shared: bool = True) -> dict[str, float]:
+# P.808 features, as speechmos computes them with librosa (0.10+ defaults): mel power spectrogram,
+# n_fft 321, hop 160, 120 Slaney mel bands, periodic Hann, centred with zero padding; then
+# (power_to_db(ref=max, top_db=80) + 40) / 40, frames first. Re-implemented in numpy so librosa
+# (and numba) are not needed; tests/test_metrics.py compares it with librosa when installed.
+_P808_N_FFT, _P808_HOP, _P808_MELS = 321, 160, 120
+_p808_basis = None
+
+
+def _slaney_mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+    min_log_mel = min_log_hz / f_sp
+
+    def hz_to_mel(f):
+        f = np.asarray(f, dtype=np.float64)
+        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp)
+
+    def mel_to_hz(m):
+        return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    weights = np.maximum(0.0, np.minimum(-ramps[:-2] / fdiff[:-1, None], ramps[2:] / fdiff[1:, None]))
+    weights *= (2.0 / (mel_f[2: n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+def p808_features(segment: np.ndarray) -> np.ndarray:
+    """The P.808 model's input for one window: [frames, 120] float32."""
+    global _p808_basis
+    if _p808_basis is None:
+        _p808_basis = _slaney_mel_basis(DNSMOS_RATE, _P808_N_FFT, _P808_MELS)
+    y = np.pad(np.asarray(segment, np.float32), _P808_N_FFT // 2)
+    frames = 1 + (len(y) - _P808_N_FFT) // _P808_HOP
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_P808_N_FFT) / _P808_N_FFT)).astype(np.float32)
+    framed = np.lib.stride_tricks.sliding_window_view(y, _P808_N_FFT)[:: _P808_HOP][:frames]
+    power = np.abs(np.fft.rfft(framed * window, axis=1).astype(np.complex64)) ** 2
+    mel = power @ _p808_basis.T  # [frames, 120]
+    db = 10.0 * np.log10(np.maximum(1e-10, mel))
+    db -= 10.0 * np.log10(max(1e-10, float(mel.max())))
+    db = np.maximum(db, db.max() - 80.0)
+    return ((db + 40.0) / 40.0).astype(np.float32)
+
+
+def dnsmos(audio: np.ndarray, sample_rate: int = DNSMOS_RATE, shared: bool = True, p808: bool = False) -> dict[str, float]:
     """DNSMOS P.835 scores ``{"sig", "bak", "ovrl"}`` (1–5) of a 16 kHz mono clip.
 
     Reproduces the reference framing exactly, so numbers compare with published DNSMOS results:
@@ -124,6 +174,7 @@ def dnsmos(audio: np.ndarray, sample_rate: int = DNSMOS_RATE, shared: bool = Tru
     ``shared=True`` computes what overlapping windows have in common once
     (:mod:`specdenoise.dnsmos`, 3-4x faster on 8-s clips, same numbers to float32 rounding);
     ``shared=False`` runs the whole network on every window, as the reference does.
+    ``p808=True`` adds ``"p808"``, the P.808 overall MOS of the same windows (speechmos' ``p808_mos``).
     """
     if sample_rate != DNSMOS_RATE:
         raise ValueError(f"DNSMOS needs {DNSMOS_RATE} Hz audio, got {sample_rate} Hz")
@@ -156,4 +207,10 @@ def dnsmos(audio: np.ndarray, sample_rate: int = DNSMOS_RATE, shared: bool = Tru
     sig = [_DNSMOS_POLY_SIG(r[0]) for r in raw]
     bak = [_DNSMOS_POLY_BAK(r[1]) for r in raw]
     ovrl = [_DNSMOS_POLY_OVRL(r[2]) for r in raw]
-    return {"sig": float(np.mean(sig)), "bak": float(np.mean(bak)), "ovrl": float(np.mean(ovrl))}
+    scores = {"sig": float(np.mean(sig)), "bak": float(np.mean(bak)), "ovrl": float(np.mean(ovrl))}
+    if p808:
+        session = _dnsmos_model("p808")
+        values = [session.run(None, {"input_1": p808_features(clip[start: start + len_samples - 160])[np.newaxis]})[0][0][0]
+                  for start in starts]
+        scores["p808"] = float(np.mean(values))
+    return scores

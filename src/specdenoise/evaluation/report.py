@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..fileio import atomic_write, atomic_write_json, atomic_write_text
-from .evaluate import METRICS, SNR_BUCKETS, EvaluationResult, Row, snr_bucket
+from .data import INTRUSIVE, METRICS, P808, SNR_BUCKETS, EvaluationResult, Row, snr_bucket
 
 LABELS = {
     "pesq_wb": "PESQ-WB",
@@ -22,9 +22,10 @@ LABELS = {
     "dnsmos_sig": "DNSMOS SIG",
     "dnsmos_bak": "DNSMOS BAK",
     "dnsmos_ovrl": "DNSMOS OVRL",
+    P808: "DNSMOS P.808",
     "rtf": "RTF",
 }
-DIGITS = {"pesq_wb": 3, "stoi": 3, "estoi": 3, "si_sdr": 2, "dnsmos_sig": 3, "dnsmos_bak": 3, "dnsmos_ovrl": 3, "rtf": 4}
+DIGITS = {"pesq_wb": 3, "stoi": 3, "estoi": 3, "si_sdr": 2, "dnsmos_sig": 3, "dnsmos_bak": 3, "dnsmos_ovrl": 3, P808: 3, "rtf": 4}
 MAX_LISTED_FAILURES = 20
 
 
@@ -32,10 +33,10 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 
 
-def _aggregate(rows: Sequence[Row]) -> dict:
+def _aggregate(rows: Sequence[Row], metrics: Sequence[str] = METRICS) -> dict:
     """Means of every metric over the scored rows, plus the counts."""
     ok = [row for row in rows if row.ok]
-    entry = {metric: _mean([row.metrics[metric] for row in ok]) for metric in METRICS}
+    entry = {metric: _mean([row.metrics[metric] for row in ok]) for metric in metrics}
     timed = [row for row in rows if row.seconds is not None]
     total = sum(row.duration_s for row in timed)
     # Whole-run RTF: total processing time over total audio, so long files weigh more (as they cost more).
@@ -45,12 +46,12 @@ def _aggregate(rows: Sequence[Row]) -> dict:
     return entry
 
 
-def summarize(rows: Sequence[Row], systems: Sequence[str]) -> dict[str, dict]:
+def summarize(rows: Sequence[Row], systems: Sequence[str], metrics: Sequence[str] = METRICS) -> dict[str, dict]:
     """The ``systems`` object of metrics.json, in the order systems were given."""
-    return {name: _aggregate([row for row in rows if row.system == name]) for name in systems}
+    return {name: _aggregate([row for row in rows if row.system == name], metrics) for name in systems}
 
 
-def breakdown(rows: Sequence[Row], systems: Sequence[str]) -> list[dict]:
+def breakdown(rows: Sequence[Row], systems: Sequence[str], metrics: Sequence[str] = METRICS) -> list[dict]:
     """Means per SNR bucket and per noise category, for every system (synth data only)."""
     table = []
     buckets = [label for _, _, label in SNR_BUCKETS]
@@ -64,7 +65,7 @@ def breakdown(rows: Sequence[Row], systems: Sequence[str]) -> list[dict]:
             for name in systems:
                 mine = [row for row in members if row.system == name]
                 if mine:
-                    table.append({"group_by": group_by, "group": group, "system": name, **_aggregate(mine)})
+                    table.append({"group_by": group_by, "group": group, "system": name, **_aggregate(mine, metrics)})
     return table
 
 
@@ -76,9 +77,9 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def markdown_table(summary: dict[str, dict]) -> str:
+def markdown_table(summary: dict[str, dict], metrics: Sequence[str] = METRICS) -> str:
     """The main comparison: one row per system, best value of each metric in bold."""
-    columns = list(METRICS) + ["rtf"]
+    columns = list(metrics) + ["rtf"]
     best = {}
     for metric in columns:
         # the identity "system" trivially has the lowest RTF: leave it out of that contest
@@ -103,7 +104,7 @@ def _breakdown_markdown(rows: list[dict], group_by: str, title: str) -> str:
     selected = [row for row in rows if row["group_by"] == group_by]
     if not selected:
         return ""
-    metrics = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl")
+    metrics = [m for m in ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl") if m in selected[0]]
     lines = [f"### {title}", "", "| Group | System | Files | " + " | ".join(LABELS[m] for m in metrics) + " |", "|---|---|---:|" + "---:|" * len(metrics)]
     for row in selected:
         cells = " | ".join(_fmt(row[m], DIGITS[m]) for m in metrics)
@@ -114,18 +115,30 @@ def _breakdown_markdown(rows: list[dict], group_by: str, title: str) -> str:
 def render_markdown(result: EvaluationResult) -> str:
     """The whole report.md: main table, how it was measured, breakdowns, failures."""
     dataset = result.dataset
+    scope = "scored at 16 kHz" if dataset.has_reference else "no clean reference: non-intrusive metrics only, scored at 16 kHz"
     parts = [
         "# Evaluation report",
         "",
-        f"Data: `{dataset.root}` ({dataset.layout} layout, {len(dataset.pairs)} files), scored at 16 kHz.",
+        f"Data: `{dataset.root}` ({dataset.layout} layout, {len(dataset.pairs)} files), {scope}.",
         "",
-        markdown_table(result.summary),
+        markdown_table(result.summary, result.metrics),
         "",
         "Means over scored files; a file a metric cannot score (e.g. PESQ finds no utterance) is counted under "
         "*Failed* and left out of that system's means. RTF = processing time / audio duration, one thread, "
-        "after a warm-up call, model loading excluded. SI-SDR in dB; DNSMOS is the P.835 model (1–5).",
+        "after a warm-up call, model loading excluded. SI-SDR in dB; DNSMOS is the P.835 model (1–5)"
+        + (", DNSMOS P.808 the P.808 overall-quality model (1–5)." if P808 in result.metrics else "."),
         "",
     ]
+    if result.skipped:
+        reasons = []
+        needs_reference = [LABELS[m] for m in result.skipped if m in INTRUSIVE]
+        if needs_reference:
+            reasons.append(f"{', '.join(needs_reference)}: need a clean reference")
+        if P808 in result.skipped:
+            reasons.append(f"{LABELS[P808]}: its model is not in the installed speechmos")
+        parts += ["Skipped metrics: " + "; ".join(reasons) + ".", ""]
+    if dataset.warnings:
+        parts += ["## Notes on the data", ""] + [f"- {warning}" for warning in dataset.warnings] + [""]
     if result.breakdown:
         parts += ["## Breakdown", ""]
         parts.append(_breakdown_markdown(result.breakdown, "snr_db", "By input SNR (dB)"))
@@ -142,12 +155,12 @@ def render_markdown(result: EvaluationResult) -> str:
 
 
 def per_file_csv(result: EvaluationResult) -> str:
-    columns = ["system", "file", "snr_db", "noise_category", "duration_s", *METRICS, "rtf", "status", "error"]
+    columns = ["system", "file", "snr_db", "noise_category", "duration_s", *result.metrics, "rtf", "status", "error"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in result.rows:
-        values = [row.metrics.get(m) for m in METRICS]
+        values = [row.metrics.get(m) for m in result.metrics]
         writer.writerow([
             row.system,
             row.pair.name,
@@ -162,8 +175,8 @@ def per_file_csv(result: EvaluationResult) -> str:
     return buffer.getvalue()
 
 
-def breakdown_csv(rows: list[dict]) -> str:
-    columns = ["group_by", "group", "system", *METRICS, "rtf", "n_files", "n_failed"]
+def breakdown_csv(rows: list[dict], metrics: Sequence[str] = METRICS) -> str:
+    columns = ["group_by", "group", "system", *metrics, "rtf", "n_files", "n_failed"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -172,16 +185,20 @@ def breakdown_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def plot(summary: dict[str, dict], path: str | Path) -> Path:
+def plot(summary: dict[str, dict], path: str | Path, metrics: Sequence[str] = METRICS) -> Path:
     """Bar chart of every metric, one panel each, systems side by side."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panels = list(METRICS) + ["rtf"]
+    panels = list(metrics) + ["rtf"]
     names = list(summary)
-    figure = Figure(figsize=(4 * 4, 2 * 3.4), layout="constrained")
+    cols = 4
+    rows = -(-len(panels) // cols)
+    figure = Figure(figsize=(4 * cols, rows * 3.4), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(2, 4)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     colors = [f"C{i % 10}" for i in range(len(names))]
     for ax, metric in zip(axes.flat, panels):
         values = [summary[name][metric] for name in names]
@@ -203,13 +220,13 @@ def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Pat
     out_dir = Path(out_dir)
     files = {
         "per_file": atomic_write_text(out_dir / "per_file.csv", per_file_csv(result)),
-        "metrics": atomic_write_json(out_dir / "metrics.json", {"systems": result.summary}),
+        "metrics": atomic_write_json(out_dir / "metrics.json", {"systems": result.summary, **({"skipped": list(result.skipped)} if result.skipped else {})}),
         "report": atomic_write_text(out_dir / "report.md", render_markdown(result)),
-        "plot": plot(result.summary, out_dir / "comparison.png"),
+        "plot": plot(result.summary, out_dir / "comparison.png", result.metrics),
     }
     stale = out_dir / "breakdown.csv"
     if result.breakdown:
-        files["breakdown"] = atomic_write_text(stale, breakdown_csv(result.breakdown))
+        files["breakdown"] = atomic_write_text(stale, breakdown_csv(result.breakdown, result.metrics))
     elif stale.is_file():  # from an earlier run on other data: it would contradict this report
         stale.unlink()
     return files
