@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/specdenoise demo --out demo_out
+	$(BIN)/specdenoise demo --out demo_out --force
 
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import audio
 from .enhance import Denoiser
-from .errors import ConfigError
+from .errors import ConfigError, SpecdenoiseError
 from .metrics import pesq_wb, si_sdr, stoi
 from .plots import plot_spectrograms
 
@@ -36,12 +36,19 @@ def scores(clean, estimate, sr) -> dict[str, float]:
     return {"pesq_wb": pesq_wb(clean, estimate, sr), "stoi": stoi(clean, estimate, sr), "si_sdr": si_sdr(clean, estimate)}
 
 
-def run_demo(out: str | Path, example: str = "example1", model: str = "default") -> dict:
+def run_demo(out: str | Path, example: str = "example1", model: str = "default", force: bool = False) -> dict:
+    """Denoise a shipped example into ``out``; existing results are replaced only with ``force``
+    (checked before any work, so a refusal costs nothing)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecdenoiseError(f"{out}: exists and is not a folder")
+    for name in ("denoised.wav", "spectrograms.png"):
+        if (out / name).exists() and not force:
+            raise SpecdenoiseError(f"{out / name}: exists (use --force to replace it)")
     noisy, clean, sr, entry = load_example(example)
     denoiser = Denoiser.from_pretrained() if model == "default" else Denoiser.from_checkpoint(model)
     denoised = denoiser(noisy, sr)
-    wav = audio.write(out / "denoised.wav", denoised, sr, overwrite=True)
+    wav = audio.write(out / "denoised.wav", denoised, sr, overwrite=force)
     png = plot_spectrograms({"noisy input": noisy, "denoised (specdenoise)": denoised, "clean reference": clean},
                             sr, out / "spectrograms.png", title=entry["description"])
     return {"example": example, "description": entry["description"], "wav": str(wav), "png": str(png),

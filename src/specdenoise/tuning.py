@@ -191,7 +191,10 @@ def load_search_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: search-space file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -350,6 +353,8 @@ def _dotted(node: ast.AST) -> str | None:
 
 
 def _parse_expression(expr: str, where: str) -> ast.Expression:
+    if len(expr) > MAX_EXPRESSION:
+        raise ConfigError(f"{where}: expression longer than {MAX_EXPRESSION} characters")
     try:
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError:
@@ -367,7 +372,28 @@ def _parse_expression(expr: str, where: str) -> ast.Expression:
     return tree
 
 
+MAX_MAGNITUDE = 1e15  # no config value is larger; bounds the work too ("9**9**9" never returned)
+MAX_EXPRESSION = 500  # characters: also bounds the parser's recursion
+
+
+def _check_power(base: Any, exponent: Any, expr: str, where: str) -> None:
+    if not isinstance(base, (int, float)) or not isinstance(exponent, (int, float)):
+        return
+    if abs(base) in (0, 1):
+        return
+    if abs(exponent) > 64 or (exponent > 0 and exponent * math.log10(abs(base)) > math.log10(MAX_MAGNITUDE)):
+        raise ConfigError(f"{where}: {expr!r} is too large (values are limited to {MAX_MAGNITUDE:g})")
+
+
+def _bounded(value: Any, expr: str, where: str) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
+        raise ConfigError(f"{where}: {expr!r} is too large (values are limited to {MAX_MAGNITUDE:g})")
+    return value
+
+
 def evaluate_expression(expr: str, lookup: Callable[[str], Any], where: str = "expression") -> Any:
+    """Evaluate a ``derived`` expression: numbers, keys, arithmetic and a few functions only,
+    every intermediate value bounded (so no expression can run for long or exhaust memory)."""
     tree = _parse_expression(expr, where)
 
     def ev(node: ast.AST) -> Any:
@@ -381,7 +407,10 @@ def evaluate_expression(expr: str, lookup: Callable[[str], Any], where: str = "e
         if name is not None and (isinstance(node, ast.Name) or "." in name):
             return lookup(name)
         if isinstance(node, ast.BinOp):
-            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow):
+                _check_power(left, right, expr, where)
+            return _bounded(_BINOPS[type(node.op)](left, right), expr, where)
         if isinstance(node, ast.UnaryOp):
             value = ev(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
@@ -404,6 +433,8 @@ def base_dict(space: SearchSpace, overrides: list[str] | None = None) -> dict[st
     """Base config file <- fixed <- key=value overrides, as a plain dict (before sampling)."""
     try:
         data = yaml.safe_load(space.base_config.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{space.base_config}: not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{space.base_config}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

@@ -8,12 +8,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument("--example", default="example1", help="which shipped example (example1, example2)")
     parser.add_argument("--model", default="default", help="'default' (shipped) or a checkpoint path")
+    parser.add_argument("--force", action="store_true", help="replace denoised.wav and spectrograms.png from an earlier run")
 
 
 def run(args) -> int:
     from ..demo import run_demo
 
-    report = run_demo(args.out, example=args.example, model=args.model)
+    report = run_demo(args.out, example=args.example, model=args.model, force=args.force)
     print(f"example: {report['example']} ({report['description']})")
     print(f"{'':10s} {'PESQ-WB':>8s} {'STOI':>6s} {'SI-SDR':>8s}")
     for row in ("noisy", "denoised"):

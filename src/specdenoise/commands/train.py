@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 def build_config(args):
     from .. import config as config_io
-    from ..training.config import TrainConfig
+    from ..training.config import TrainConfig, check_ranges
 
     overrides = list(args.overrides)
     if args.data:
@@ -32,11 +32,57 @@ def build_config(args):
         overrides.append("data.merge_train_validation=true")
     if args.tracker:
         overrides.append(f"tracking.tracker={args.tracker}")
-    if args.resume and not args.config and not overrides:
-        from pathlib import Path
+    if args.resume:
+        return resume_config(args, overrides)
+    cfg = config_io.load(TrainConfig, args.config, overrides)
+    check_ranges(cfg)
+    return cfg
 
-        return config_io.load(TrainConfig, Path(args.out) / "config.yaml")
-    return config_io.load(TrainConfig, args.config, overrides)
+
+# what a resumed run may change: how long and how it runs, never what it learns from or with
+RESUMABLE = ("run.max_steps", "run.eval_every", "run.log_every", "run.patience", "run.threads", "run.device",
+             "run.progress", "run.pesq_stoi_clips", "run.media_every", "data.num_workers", "tracking.")
+
+
+def resume_config(args, overrides: list[str]):
+    """The run's saved config.yaml with ``overrides`` on top (they were once ignored). Changes a
+    checkpoint cannot follow (model, STFT, data, optimizer, seed) are refused in one line; the
+    accepted ones are listed on stderr."""
+    import sys
+    from pathlib import Path
+
+    from .. import config as config_io
+    from ..errors import ConfigError, SpecdenoiseError
+    from ..training.config import TrainConfig, check_ranges
+
+    saved = Path(args.out) / "config.yaml"
+    if not saved.is_file():
+        raise SpecdenoiseError(f"{args.out}: nothing to resume (config.yaml missing)")
+    if args.config:
+        raise ConfigError("--config cannot be combined with --resume: the run continues with its saved "
+                          f"{saved}; change what may change with key=value")
+    old = _flat(config_io.to_dict(config_io.load(TrainConfig, saved)))
+    cfg = config_io.load(TrainConfig, saved, overrides)
+    new = _flat(config_io.to_dict(cfg))
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    fixed = [k for k in changed if not k.startswith(RESUMABLE) and k not in RESUMABLE]
+    if fixed:
+        raise ConfigError(f"cannot change {', '.join(fixed)} when resuming (the checkpoint was trained with the "
+                          "saved value); start a new run in another --out")
+    check_ranges(cfg)
+    for key in changed:
+        print(f"train: resuming with {key} = {new.get(key)!r} (was {old.get(key)!r})", file=sys.stderr)
+    return cfg
+
+
+def _flat(data, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def run(args) -> int:

@@ -20,6 +20,7 @@ import csv
 import math
 import multiprocessing as mp
 import numbers
+import os
 import signal
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -202,8 +203,9 @@ def check_config(cfg: SynthConfig, workers: int = 1) -> None:
         raise ConfigError(f"--proportions must be three non-negative numbers, not all zero, got {list(cfg.proportions)}")
     if isinstance(cfg.simulate_rir, bool) or not isinstance(cfg.simulate_rir, int) or not 0 <= cfg.simulate_rir <= 10000:
         raise ConfigError(f"--simulate-rir must be a whole number from 0 to 10000, got {cfg.simulate_rir!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers!r}")
+    cpus = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4 * cpus:
+        raise ConfigError(f"--workers must lie in 1..{4 * cpus} (4 x the {cpus} CPUs), got {workers!r}")
     mix = cfg.mix
     if isinstance(mix.sample_rate, bool) or not isinstance(mix.sample_rate, int) or not 1000 <= mix.sample_rate <= 384000:
         raise ConfigError(f"--sample-rate must be a whole number of Hz from 1000 to 384000, got {mix.sample_rate!r}")

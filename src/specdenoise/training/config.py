@@ -75,3 +75,31 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     run: RunConfig = field(default_factory=RunConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def check_ranges(cfg: TrainConfig) -> None:
+    """Refuse values that crash late (batch_size 0 divided by zero after the run folder existed),
+    end at once with success (max_steps -5) or exhaust the machine (threads 100000 segfaulted),
+    before anything is written. Model sizes are checked by the models themselves."""
+    import math
+    import os
+
+    from ..errors import ConfigError
+
+    cpus = os.cpu_count() or 1
+    whole = [("data.batch_size", cfg.data.batch_size, 1, 65536), ("run.max_steps", cfg.run.max_steps, 1, 10**9),
+             ("run.eval_every", cfg.run.eval_every, 1, 10**9), ("run.log_every", cfg.run.log_every, 1, 10**9),
+             ("run.threads", cfg.run.threads, 0, 4 * cpus), ("data.num_workers", cfg.data.num_workers, 0, 4 * cpus),
+             ("data.val_clips", cfg.data.val_clips, 0, 10**7), ("data.examples_per_epoch", cfg.data.examples_per_epoch, 1, 10**9),
+             ("run.patience", cfg.run.patience, 0, 10**9), ("optim.warmup_steps", cfg.optim.warmup_steps, 0, 10**9),
+             ("run.pesq_stoi_clips", cfg.run.pesq_stoi_clips, 0, 10**6), ("run.media_every", cfg.run.media_every, 0, 10**9)]
+    for key, value, lo, hi in whole:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            why = f" (4 x the {cpus} CPUs)" if key in ("run.threads", "data.num_workers") else ""
+            raise ConfigError(f"{key} must be a whole number from {lo} to {hi}{why}, got {value!r}")
+    real = [("data.crop_seconds", cfg.data.crop_seconds, 0.0, 600.0, False), ("optim.lr", cfg.optim.lr, 0.0, 10.0, False),
+            ("optim.weight_decay", cfg.optim.weight_decay, 0.0, 10.0, True),
+            ("optim.grad_clip", cfg.optim.grad_clip, 0.0, 1e9, True), ("optim.min_lr_ratio", cfg.optim.min_lr_ratio, 0.0, 1.0, True)]
+    for key, value, lo, hi, lo_ok in real:
+        if not math.isfinite(value) or not (lo <= value if lo_ok else lo < value) or value > hi:
+            raise ConfigError(f"{key} must lie in {'[' if lo_ok else '('}{lo}, {hi}], got {value!r}")

@@ -25,7 +25,7 @@ from ..metrics import pesq_wb, si_sdr, stoi
 from ..models import build_model, load_checkpoint, save_checkpoint, serialize
 from ..stft import StftConfig, istft, stft
 from ..tracking import Tracker
-from .config import TrainConfig
+from .config import TrainConfig, check_ranges
 from .distributed import DistInfo, ResumableShardedSampler, barrier, cleanup, init_distributed
 from .losses import compute_loss
 
@@ -193,6 +193,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     ``report(step, val_metrics)`` is called after each validation on rank 0; tuning uses it to
     prune (an exception raised there ends the run cleanly and propagates).
     """
+    check_ranges(cfg)  # before anything is written (a bad batch_size once left a run folder)
     dist_info = init_distributed(use_cuda=cfg.run.device != "cpu" and torch.cuda.is_available())
     out = Path(out_dir)
     if cfg.run.early_stop_metric not in HIGHER_IS_BETTER:
