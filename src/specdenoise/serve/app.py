@@ -27,6 +27,7 @@ from ..errors import AudioError
 from . import formats, upload
 from .config import ServeConfig
 from .jobs import Job, JobManager
+from .spectrogram import render_saved
 
 log = logging.getLogger("specdenoise.serve")
 STATIC = Path(__file__).parent / "static"
@@ -216,7 +217,13 @@ def create_app(config: ServeConfig | None = None, model=None) -> FastAPIOffline:
         if which not in ("denoised", "noisy"):
             raise ApiError(422, "Invalid which: choose 'denoised' or 'noisy'.")
         job = finished(find(job_id))
-        return FileResponse(job.spectrogram(which), media_type="image/png")
+        png = job.spectrogram(which)
+        if not png.exists():  # drawn on first request, then kept with the job
+            try:
+                await asyncio.to_thread(render_saved, job.spectrograms, which, png)
+            except FileNotFoundError:  # the job was deleted meanwhile
+                raise ApiError(404, "There is no such job; finished jobs are removed after a while.") from None
+        return FileResponse(png, media_type="image/png")
 
     @app.delete("/v1/jobs/{job_id}", status_code=204, summary="Cancel a job and delete its files",
                 responses=NOT_FOUND)

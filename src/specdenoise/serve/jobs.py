@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import AudioError, SpecdenoiseError
 from . import formats
 from .config import ServeConfig
-from .spectrogram import SpectrogramAccumulator, render_pair
+from .spectrogram import SpectrogramAccumulator, save_pair
 
 log = logging.getLogger("specdenoise.serve")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -70,6 +70,10 @@ class Job:
     @property
     def output(self) -> Path:
         return self.dir / f"denoised.{formats.EXTENSIONS[self.info.kind]}"
+
+    @property
+    def spectrograms(self) -> Path:
+        return self.dir / "spectrograms.npz"
 
     def spectrogram(self, which: str) -> Path:
         return self.dir / f"{which}.png"
@@ -313,5 +317,5 @@ def denoise_job(model, job: Job, target: Path, config: ServeConfig) -> int:
         raise
     if written == 0:
         raise AudioError(job.upload, "the file holds no audio samples")
-    render_pair(noisy, clean, job.spectrogram("noisy"), job.spectrogram("denoised"))
+    save_pair(noisy, clean, job.spectrograms)
     return written

@@ -2,18 +2,19 @@
 
 A server cannot hold an hour of audio to draw it, so frames are analysed block by block and
 pooled (power-averaged) into at most ``2 * MAX_COLUMNS`` columns: memory stays the same for any
-length. Rendering uses matplotlib's object API with the Agg canvas (pyplot's global state is not
+length. The pooled arrays are saved with the job and drawn on first request. Rendering uses matplotlib's object API with the Agg canvas (pyplot's global state is not
 safe across worker threads) under one lock, with the magma colour map of ``specdenoise.plots``.
 """
 from __future__ import annotations
 
 import io
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, new_temp
 from ..plots import spectrogram_db
 from ..stft import StftConfig
 
@@ -74,15 +75,34 @@ class SpectrogramAccumulator:
         return 10 * np.log10(np.stack(self.columns, axis=1) + 1e-16)
 
 
-def render_pair(noisy: SpectrogramAccumulator, denoised: SpectrogramAccumulator,
-                noisy_path: Path, denoised_path: Path) -> None:
-    """Two PNGs on one colour scale and one time axis, so they compare at a glance."""
-    specs = [noisy.db(), denoised.db()]
-    vmax = max(float(s.max()) for s in specs)
-    for spec, acc, path, title in ((specs[0], noisy, noisy_path, "Noisy (your upload)"),
-                                   (specs[1], denoised, denoised_path, "Denoised")):
-        png = render_png(spec, acc.rate, acc.samples / acc.rate, title, vmax - DYNAMIC_RANGE_DB, vmax)
-        atomic_write(path, lambda tmp, png=png: Path(tmp).write_bytes(png))
+def save_pair(noisy: SpectrogramAccumulator, denoised: SpectrogramAccumulator, path: Path) -> None:
+    """Keep both pooled spectrograms (float16 dB, a few hundred kB at most) for drawing later:
+    pictures cost more than denoising a short clip, and API clients may never ask for them."""
+    data = {"noisy": noisy.db().astype(np.float16), "denoised": denoised.db().astype(np.float16),
+            "rate": np.array(noisy.rate), "seconds": np.array(noisy.samples / noisy.rate)}
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **data)
+
+    atomic_write(path, write)
+
+
+def render_saved(path: Path, which: str, target: Path) -> Path:
+    """Draw one of the saved spectrograms; both share one colour scale and one time axis."""
+    with np.load(path) as data:
+        specs = {k: data[k].astype(np.float32) for k in ("noisy", "denoised")}
+        rate, seconds = int(data["rate"]), float(data["seconds"])
+    vmax = max(float(s.max()) for s in specs.values())
+    title = {"noisy": "Noisy (your upload)", "denoised": "Denoised"}[which]
+    png = render_png(specs[which], rate, seconds, title, vmax - DYNAMIC_RANGE_DB, vmax)
+    tmp = new_temp(target)  # FileNotFoundError, not a re-created folder, if the job is gone
+    try:
+        Path(tmp).write_bytes(png)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
 
 
 def render_png(spec_db: np.ndarray, rate: int, seconds: float, title: str, vmin: float, vmax: float) -> bytes:
