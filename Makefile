@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/specdenoise demo --out demo_out --force
+
+serve: $(STAMP)
+	$(BIN)/specdenoise serve
 
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest

@@ -18,7 +18,7 @@ class ServeConfig:
     job_timeout_s: float = 600.0  # processing time of one job
     max_seconds: float = 3600.0  # longest recording accepted
     retention_s: float = 1800.0  # finished jobs (and their files) live this long
-    max_finished: int = 200  # and at most this many are kept on disk
+    max_finished: int = 100  # and at most this many are kept on disk
     upload_idle_s: float = 30.0  # an upload that sends nothing for this long is dropped
     sync_wait_s: float = 300.0  # POST /v1/denoise waits at most this long for its job
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
