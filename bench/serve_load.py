@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python bench/serve_load.py --clients 40 --seconds 2 --jobs 2 --queue 8
     nice -n 10 .venv/bin/python bench/serve_load.py --clients 40 --seconds 2 --jobs 2 --queue 8 --retry
+    nice -n 10 .venv/bin/python bench/serve_load.py --clients 1 --seconds 1200 --jobs 1 --via-jobs
 
 Starts the real command (``python -m specdenoise serve --port 0``) in a subprocess, then
 ``--clients`` threads each POST one clip of ``--seconds`` of real noisy speech (LibriSpeech +
@@ -10,7 +11,9 @@ a noise recording from ``../shared/data``; white noise if that folder is missing
 under a burst); with it, the client waits ``Retry-After`` and tries again until served (sustained
 throughput). Reports: requests served/refused, wall time, throughput in audio-seconds per second of
 wall time (served audio only), latency percentiles, the server's peak RSS (sampled every 20 ms with
-psutil, children included) and whether any file was left in its work folder.
+psutil, children included) and whether any file was left in its work folder. ``--via-jobs`` uses
+``POST /v1/jobs`` + polling + ``GET .../audio`` + ``DELETE`` instead (for long files: memory must
+not grow with the length, since uploads, decoding, denoising and encoding all stream).
 """
 from __future__ import annotations
 
@@ -78,14 +81,17 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--queue", type=int, default=8)
     ap.add_argument("--retry", action="store_true", help="honour Retry-After until every clip is served")
+    ap.add_argument("--via-jobs", action="store_true", help="POST /v1/jobs, poll, GET audio, DELETE")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
     data = clips(args.clients, args.seconds)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    upload_mb = max(len(d) for d in data) / 2**20 + 1
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "serve", "--port", "0", "--jobs", str(args.jobs),
-                             "--queue", str(args.queue), "--workdir", str(work)],
+                             "--queue", str(args.queue), "--workdir", str(work), "--max-upload-mb", f"{upload_mb:.0f}",
+                             "--max-minutes", str(max(60, args.seconds / 60 + 1))],
                             stdout=subprocess.PIPE, text=True, env=env)
     url = proc.stdout.readline().split()[2].rstrip("/")
     idle_rss = psutil.Process(proc.pid).memory_info().rss
@@ -97,7 +103,14 @@ def main() -> int:
         with httpx.Client(timeout=300) as c:
             while True:
                 tries += 1
-                r = c.post(f"{url}/v1/denoise", files={"file": ("clip.wav", clip)})
+                r = c.post(f"{url}/v1/{'jobs' if args.via_jobs else 'denoise'}", files={"file": ("clip.wav", clip)})
+                if r.status_code == 202:
+                    job = r.json()
+                    while job["state"] in ("queued", "running"):
+                        time.sleep(0.2)
+                        job = c.get(f"{url}/v1/jobs/{job['id']}").json()
+                    r = c.get(f"{url}/v1/jobs/{job['id']}/audio")
+                    c.delete(f"{url}/v1/jobs/{job['id']}")
                 if r.status_code == 503 and args.retry:
                     time.sleep(float(r.headers.get("retry-after", "1")))
                     continue
