@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_cli
 from serve_support import ServerThread, clean_and_noisy, files_under, wait_until
 from specdenoise.enhance import Denoiser
 from specdenoise.metrics import si_sdr
@@ -356,10 +355,15 @@ def test_streamed_spectrogram_matches_whole_signal_and_stays_bounded(rng):
     assert abs(long.samples - 16000 * 600) < 100 and long.db().shape[0] == 257
 
 
-def test_serve_command_rejects_bad_settings_in_one_line(tmp_path):
+def test_serve_command_rejects_bad_settings_in_one_line(tmp_path, capsys):
+    from specdenoise.cli import main
+
     for args, words in ((["--port", "70000"], "--port"), (["--jobs", "0"], "jobs"),
+                        (["--max-upload-mb", "-1"], "max_upload_mb"),
                         (["--model", str(tmp_path / "none.pt")], "none.pt")):
-        proc = run_cli("serve", *args, "--workdir", tmp_path, check=False, timeout=120)
-        assert proc.returncode == 1, proc.stderr
-        lines = proc.stderr.strip().splitlines()
+        assert main(["serve", *args, "--workdir", str(tmp_path)]) == 1
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
         assert len(lines) == 1 and words in lines[0] and lines[0].startswith("specdenoise serve: error"), lines
+        assert "http://" not in captured.out  # refused before listening
+    assert list(tmp_path.iterdir()) == []

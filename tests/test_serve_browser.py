@@ -148,7 +148,9 @@ def test_upload_in_browser_shows_result_and_downloads_the_denoised_audio(browser
 
             # a phone: a file dropped on the page (a real DragEvent carrying a File), nothing
             # wider than the screen, the buttons still there
-            driver.set_window_size(390, 844)
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # a phone's screen
+                                   {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
+            assert driver.execute_script("return window.innerWidth") == 390
             driver.execute_async_script(DROP_FILE, clean_src)
             wait_for(driver, "return document.getElementById('noisy-name').textContent === 'dropped.wav' && "
                              "!document.getElementById('result').hidden", 120, "the result of the drop")
