@@ -5,7 +5,9 @@ chunks with context on both sides, resampled back and cut to the input's exact l
 starts are aligned to the model's frame grid (hop x 2**depth for a U-Net) and the context is
 never narrower than the network's receptive field (plus one STFT window), so chunked output
 equals whole-file output to float precision while memory stays bounded (``denoise_file``
-streams from disk to disk). ``strength`` mixes the input back in at the input's own rate, so the
+streams from disk to disk). A causal model with state (``model.causal``, e.g. the CRN) has no
+finite receptive field: it runs on :class:`streaming.FrameEngine` instead, which carries the
+model state from chunk to chunk (same output, bounded memory) and is aligned with the input. ``strength`` mixes the input back in at the input's own rate, so the
 band above the model's Nyquist frequency is attenuated no more than the rest.
 """
 from __future__ import annotations
@@ -68,6 +70,29 @@ class _Chunker:
             self.buf = self.buf[keep_from - self.buf_start :]
             self.buf_start = keep_from
         return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+
+class _CausalChunker:
+    """A causal model over a mono stream with its state carried (no context needed): at most
+    ``chunk`` samples of frames per model call, output aligned with the input, exact length."""
+
+    def __init__(self, denoiser: "Denoiser"):
+        from .streaming import FrameEngine, NonFiniteOutput
+
+        self.non_finite = NonFiniteOutput
+        hop = denoiser.model.stft_config.hop_length
+        self.engine = FrameEngine(denoiser.model, 1, denoiser.step, max_frames=denoiser.chunk // hop)
+        self.source = denoiser.source
+
+    def push(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        try:
+            y = self.engine.push(np.asarray(x, np.float32))
+            if last:
+                y = np.concatenate([y, self.engine.flush()])
+        except self.non_finite:
+            raise CheckpointError(f"{self.source}: the model's output is NaN or Inf (diverged weights?); "
+                                  "nothing was written") from None
+        return y[:, 0]
 
 
 class _Resampler:
@@ -140,7 +165,7 @@ class Denoiser:
     """
 
     def __init__(self, model, strength: float = 1.0, chunk_seconds: float = 10.0,
-                 context_seconds: float = 1.0, threads: int | None = None):
+                 context_seconds: float = 1.0, threads: int | None = None, backend: str = "torch"):
         strength = _finite_number("strength", strength)
         if not 0.0 <= strength <= 1.0:
             raise ConfigError(f"strength must lie in [0, 1], got {strength}")
@@ -162,6 +187,19 @@ class Denoiser:
         min_context = _ceil_to(rf * cfg.hop_length + cfg.n_fft, align) if rf is not None else 0
         self.chunk = max(align, int(round(chunk_seconds * model.sample_rate / align)) * align)
         self.context = max(align, min_context, _ceil_to(context_seconds * model.sample_rate, align))
+        # "onnx": the same model exported and run on onnxruntime (streaming graph for causal models)
+        from .streaming import BACKENDS, make_step
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.causal = bool(getattr(model, "causal", False)) and hasattr(model, "forward_frames")
+        self.step = make_step(model, backend) if self.causal else None
+        self.onnx = None
+        if backend == "onnx" and not self.causal:
+            from .export import OnnxOfflineModel
+
+            self.onnx = OnnxOfflineModel(model)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> "Denoiser":
@@ -190,7 +228,8 @@ class Denoiser:
 
         A model with diverged weights can output NaN or Inf: that is an error naming the model
         (never audio written), since clipping would turn it into loud garbage."""
-        y = self.model.enhance(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
+        wave = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]
+        y = (self.onnx.enhance(wave) if self.onnx is not None else self.model.enhance(wave))[0].numpy()
         if not np.isfinite(y).all():
             raise CheckpointError(f"{self.source}: the model's output is NaN or Inf (diverged weights?); "
                                   "nothing was written")
@@ -284,7 +323,8 @@ class ChannelStream:
 
     def __init__(self, denoiser: Denoiser, rate: int):
         self.down = _Resampler(rate, denoiser.sample_rate)
-        self.chunker = _Chunker(denoiser.enhance_segment, denoiser.chunk, denoiser.context)
+        self.chunker = (_CausalChunker(denoiser) if denoiser.causal
+                        else _Chunker(denoiser.enhance_segment, denoiser.chunk, denoiser.context))
         self.up = _Resampler(denoiser.sample_rate, rate)
         self.strength = denoiser.strength
         self.threads = denoiser.threads

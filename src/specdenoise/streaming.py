@@ -106,7 +106,8 @@ class FrameEngine:
         return self.cfg.n_fft - 1
 
     def reset(self) -> None:
-        self.state = self.model.initial_state(self.channels, torch.device("cpu"))
+        fresh = getattr(self.step, "initial_state", None) or self.model.initial_state  # a back end may keep its own
+        self.state = fresh(self.channels, torch.device("cpu"))
         self.pending = np.zeros((self.channels, 0), np.float32)  # input before the first n_fft
         self.padded = None  # padded stream (stft coordinates) from index ``p_start``
         self.p_start = 0
