@@ -45,6 +45,7 @@ def run(args) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
+        sock.listen(2048)  # connections wait in the backlog from now on, not refused until uvicorn is up
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
