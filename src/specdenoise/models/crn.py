@@ -10,6 +10,8 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
   where speech lives; the mask is spread back with the transposed filterbank.
 - **Encoder**: two convolutions strided along frequency only (time resolution kept), then three
   depth-wise temporal blocks with causal dilations 1, 2, 5 (receptive field grows cheaply).
+  Normalisation only after the strided convolutions (BatchNorm, a fixed affine map at inference);
+  the residual temporal blocks go without (BatchNorm cost as much as the convolution there).
 - **Bottleneck**: dual-path recurrent blocks: a bidirectional GRU across frequency inside one
   frame (full-band context, still causal) and a unidirectional GRU across time per band
   (temporal memory).
@@ -33,6 +35,7 @@ from .base import SpectralMaskModel
 from .registry import register
 
 DILATIONS = (1, 2, 5)
+ACT_SLOPE = 0.1  # LeakyReLU everywhere: PReLU's backward pass cost ~7x LeakyReLU's on CPU (measured)
 
 
 def erb_filterbank(n_freqs: int, low: int, bands: int, sample_rate: int) -> np.ndarray:
@@ -77,18 +80,26 @@ class CausalConv(nn.Module):
 
 
 class TemporalBlock(nn.Module):
-    """Depth-wise causal dilated convolution + point-wise mixing, residual."""
+    """Depth-wise causal dilated convolution along time (3 taps: t - 2d, t - d, t) + point-wise
+    mixing, residual. Written as shifted products rather than a grouped Conv2d: on CPU a dilated
+    depth-wise convolution's backward pass cost about 3x an undilated one (measured), and these
+    three multiply-adds are cheaper still."""
 
     def __init__(self, channels: int, dilation: int):
         super().__init__()
-        self.depthwise = CausalConv(channels, channels, 3, 3, dilation_t=dilation, groups=channels)
+        self.channels, self.dilation, self.past = channels, dilation, 2 * dilation
+        self.taps = nn.Parameter(torch.empty(3, channels, 1, 1).uniform_(-0.5, 0.5))
+        self.taps_bias = nn.Parameter(torch.zeros(channels, 1, 1))
         self.pointwise = nn.Conv2d(channels, channels, 1)
-        self.norm = nn.BatchNorm2d(channels)
-        self.act = nn.PReLU(channels)
+        self.act = nn.LeakyReLU(ACT_SLOPE)
 
     def forward(self, x, cache):
-        y, cache = self.depthwise(x, cache)
-        return x + self.act(self.norm(self.pointwise(y))), cache
+        t, d = x.shape[2], self.dilation
+        if cache is None:
+            cache = x.new_zeros(x.shape[0], x.shape[1], self.past, x.shape[3])
+        full = torch.cat([cache, x], dim=2)
+        y = self.taps[0] * full[:, :, :t] + self.taps[1] * full[:, :, d : d + t] + self.taps[2] * x + self.taps_bias
+        return x + self.act(self.pointwise(y)), full[:, :, -self.past:]
 
 
 class DualPathBlock(nn.Module):
@@ -143,13 +154,13 @@ class CausalCRN(SpectralMaskModel):
                              persistent=False)
         w1, w2 = (width + 1) // 2, (width + 3) // 4
         self.enc1 = CausalConv(3, first_channels, 1, 5, stride_f=2)
-        self.enc1_post = nn.Sequential(nn.BatchNorm2d(first_channels), nn.PReLU(first_channels))
+        self.enc1_post = nn.Sequential(nn.BatchNorm2d(first_channels), nn.LeakyReLU(ACT_SLOPE))
         self.enc2 = CausalConv(first_channels, channels, 2, 3, stride_f=2)
-        self.enc2_post = nn.Sequential(nn.BatchNorm2d(channels), nn.PReLU(channels))
+        self.enc2_post = nn.Sequential(nn.BatchNorm2d(channels), nn.LeakyReLU(ACT_SLOPE))
         self.enc_temporal = nn.ModuleList(TemporalBlock(channels, d) for d in DILATIONS)
         self.dual_path = nn.ModuleList(DualPathBlock(channels, w2, gru_hidden) for _ in range(dual_path_blocks))
         self.dec_temporal = nn.ModuleList(TemporalBlock(channels, d) for d in reversed(DILATIONS))
-        self.dec2 = nn.Sequential(_up(channels, first_channels, 3), nn.BatchNorm2d(first_channels), nn.PReLU(first_channels))
+        self.dec2 = nn.Sequential(_up(channels, first_channels, 3), nn.BatchNorm2d(first_channels), nn.LeakyReLU(ACT_SLOPE))
         self.dec1 = _up(first_channels, 2, 5)
         assert w1 == 2 * w2 - 1 and width == 2 * w1 - 1
         self.remember_config(sample_rate=sample_rate, channels=channels, first_channels=first_channels,
@@ -168,7 +179,7 @@ class CausalCRN(SpectralMaskModel):
 
     # --- streaming state: one flat list, in a fixed order ---
     def _stateful(self) -> list[nn.Module]:
-        return [self.enc2, *[b.depthwise for b in self.enc_temporal], *[b.depthwise for b in self.dec_temporal]]
+        return [self.enc2, *self.enc_temporal, *self.dec_temporal]
 
     def initial_state(self, batch: int = 1, device=None) -> list[torch.Tensor]:
         """Zeros: convolution caches ``[B, C, past, bands]``, then GRU states ``[1, B*bands, H]``."""
@@ -177,7 +188,8 @@ class CausalCRN(SpectralMaskModel):
         state = []
         for conv in self._stateful():
             bands = (width + 1) // 2 if conv is self.enc2 else w2
-            state.append(torch.zeros(batch, conv.conv.in_channels, conv.past, bands, device=device))
+            channels = conv.conv.in_channels if conv is self.enc2 else conv.channels
+            state.append(torch.zeros(batch, channels, conv.past, bands, device=device))
         for block in self.dual_path:
             state.append(torch.zeros(1, batch * w2, block.inter.hidden_size, device=device))
         return state
