@@ -318,6 +318,14 @@ def test_time_limit_cancel_retention_and_shutdown(model, tmp_path, shared_data, 
         # retention: finished jobs and their folders go by themselves
         assert wait_until(lambda: c.get(f"/v1/jobs/{done['id']}").status_code == 404, 10)
         assert wait_until(lambda: files_under(tmp_path) == [], 10), files_under(tmp_path)
+        slow = _partial_upload(srv.url)  # an upload slower than the retention time is not swept
+        try:
+            assert wait_until(lambda: any(p.name == "upload" for p in files_under(tmp_path)), 10)
+            time.sleep(1.5)
+            assert any(p.name == "upload" for p in files_under(tmp_path))
+        finally:
+            slow.close()
+        assert wait_until(lambda: files_under(tmp_path) == [], 10), files_under(tmp_path)
     with ServerThread(ServeConfig(workdir=tmp_path, jobs=1, queue=2), model) as srv, \
             httpx.Client(base_url=srv.url, timeout=60) as c:
         running = c.post("/v1/jobs", files={"file": ("long.wav", long)}).json()["id"]

@@ -77,7 +77,10 @@ def create_app(config: ServeConfig | None = None, model=None) -> FastAPIOffline:
         async def janitor():
             while True:
                 await asyncio.sleep(min(60.0, max(0.2, config.retention_s / 4)))
-                await asyncio.to_thread(manager.sweep)
+                try:
+                    await asyncio.to_thread(manager.sweep)
+                except Exception:  # the janitor must outlive any one bad folder
+                    log.exception("clean-up sweep failed")
 
         task = asyncio.create_task(janitor())
         try:

@@ -104,6 +104,7 @@ class JobManager:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.in_flight = 0  # uploads being received + queued + running jobs
+        self.receiving: set[str] = set()  # ids of uploads in progress (their folders are in use)
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.threads: list[threading.Thread] = []
         self.mean_job_s: float | None = None
@@ -120,7 +121,8 @@ class JobManager:
             if self.stopping or self.in_flight >= self.capacity:
                 return None
             self.in_flight += 1
-        job_id = secrets.token_hex(16)
+            job_id = secrets.token_hex(16)
+            self.receiving.add(job_id)
         folder = self.root / job_id
         folder.mkdir(mode=0o700)
         return job_id, folder
@@ -128,6 +130,8 @@ class JobManager:
     def abandon(self, folder: Path) -> None:
         """An upload that never became a job: free its place and remove its folder."""
         shutil.rmtree(folder, ignore_errors=True)
+        with self.lock:
+            self.receiving.discard(folder.name)
         self._release()
 
     def _release(self) -> None:
@@ -144,6 +148,7 @@ class JobManager:
     def submit(self, job: Job) -> None:
         with self.lock:
             self.jobs[job.id] = job
+            self.receiving.discard(job.id)
         self.queue.put(job)
 
     def get(self, job_id: str) -> Job | None:
@@ -241,14 +246,17 @@ class JobManager:
         keep = self.config.retention_s
         with self.lock:
             expired = [j.id for j in self.jobs.values() if j.done.is_set() and now - j.finished > keep]
-            known = set(self.jobs)
+            known = set(self.jobs) | self.receiving
         for job_id in expired:
             self.delete(job_id)
         removed = len(expired)
         for entry in self.root.iterdir():  # folders of jobs deleted while running, crashed uploads
-            if entry.name not in known and now - entry.stat().st_mtime > keep:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-                removed += 1
+            try:
+                if entry.name not in known and now - entry.stat().st_mtime > keep:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                    removed += 1
+            except OSError:  # removed meanwhile by its own job
+                continue
         return removed
 
     def shutdown(self, timeout: float = 10.0) -> None:
