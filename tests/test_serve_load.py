@@ -5,6 +5,7 @@ server removes its folder. Speed and memory are measured by ``bench/serve_load.p
 from __future__ import annotations
 
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -19,16 +20,19 @@ CLIENTS = 40
 def test_forty_concurrent_uploads_end_with_result_or_503(shared_data, rng, tmp_path):
     clips = []
     for i in range(CLIENTS):
-        _, noisy = clean_and_noisy(shared_data, rng, float(rng.uniform(0.5, 2.0)))
+        _, noisy = clean_and_noisy(shared_data, rng, float(rng.uniform(1.0, 3.0)))
         buf = io.BytesIO()
         sf.write(buf, noisy, 16000, subtype="PCM_16", format="WAV")
         clips.append((f"clip{i}.wav", buf.getvalue(), len(noisy)))
     work = tmp_path / "work"
     with CliServer("--jobs", "2", "--queue", "4", "--max-upload-mb", "2", workdir=work) as server:
 
+        start = threading.Barrier(CLIENTS)
+
         def one(clip):
             name, data, frames = clip
             with httpx.Client(timeout=httpx.Timeout(120.0)) as c:
+                start.wait(60)  # all at once: a burst, not a trickle
                 r = c.post(f"{server.url}/v1/denoise", files={"file": (name, data)})
             if r.status_code == 200:
                 out, rate = sf.read(io.BytesIO(r.content), dtype="float32")
