@@ -58,12 +58,12 @@ def wait_until(predicate, timeout: float = 30.0, step: float = 0.05):
 class ServerThread:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self, config, model):
+    def __init__(self, config, denoiser):
         import uvicorn
 
         from specdenoise.serve import create_app
 
-        self.app = create_app(config, model=model)
+        self.app = create_app(config, denoiser=denoiser)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"

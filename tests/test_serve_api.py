@@ -25,15 +25,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def model():
-    return Denoiser.from_pretrained().model
+def denoiser():
+    return Denoiser.from_pretrained()
 
 
 @pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
+def server(denoiser, tmp_path_factory):
     work = tmp_path_factory.mktemp("serve")
     config = ServeConfig(max_upload_mb=1, jobs=1, queue=1, workdir=work, upload_idle_s=5)
-    with ServerThread(config, model) as s:
+    with ServerThread(config, denoiser) as s:
         s.work = work
         yield s
 
@@ -124,7 +124,7 @@ def test_page_docs_and_health_load_nothing_from_outside(client):
 # --- denoising -------------------------------------------------------------------------------
 
 
-def test_denoise_improves_real_speech_and_keeps_the_format(client, shared_data, rng):
+def test_denoise_improves_real_speech_and_keeps_the_format(client, denoiser, shared_data, rng):
     clean, noisy = clean_and_noisy(shared_data, rng, 4.0, snr_db=0.0)
     data = wav_bytes(noisy, 16000)
     r = client.post("/v1/denoise", files={"file": ("noisy.wav", data, "audio/wav")})
@@ -135,7 +135,7 @@ def test_denoise_improves_real_speech_and_keeps_the_format(client, shared_data, 
     assert rate == 16000 and out.shape == noisy.shape
     assert sf.info(io.BytesIO(r.content)).subtype == "PCM_16"
     sent, _ = sf.read(io.BytesIO(data), dtype="float32")
-    expected = Denoiser.from_pretrained()(sent, 16000)  # the library's own answer, same model
+    expected = denoiser(sent, 16000)  # the library's own answer, same model
     assert np.abs(out - np.clip(expected, -1, 1)).max() < 2.0 / 32768
     before, after = si_sdr(clean, sent), si_sdr(clean, out)
     assert after > before, (before, after)
@@ -288,9 +288,9 @@ def test_queue_full_gives_503_with_retry_after_and_disconnects_leave_nothing(cli
     assert wait_until(lambda: files_under(server.work) == [], 10), files_under(server.work)
 
 
-def test_stalled_upload_is_dropped(model, tmp_path):
+def test_stalled_upload_is_dropped(denoiser, tmp_path):
     config = ServeConfig(workdir=tmp_path, jobs=1, queue=0, upload_idle_s=0.5)
-    with ServerThread(config, model) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+    with ServerThread(config, denoiser) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         s = _partial_upload(srv.url)
         try:
             assert wait_until(lambda: c.get("/healthz").json()["in_flight"] == 1, 10)
@@ -303,12 +303,12 @@ def test_stalled_upload_is_dropped(model, tmp_path):
 # --- time limit, cancel, retention, shutdown --------------------------------------------------
 
 
-def test_time_limit_cancel_retention_and_shutdown(model, tmp_path, shared_data, rng):
+def test_time_limit_cancel_retention_and_shutdown(denoiser, tmp_path, shared_data, rng):
     _, noisy = clean_and_noisy(shared_data, rng, 5.0)
     long = wav_bytes(np.tile(noisy, 12), 16000)  # one minute
     short = wav_bytes(noisy[:16000], 16000)
     config = ServeConfig(workdir=tmp_path, jobs=1, queue=2, job_timeout_s=0.3, retention_s=0.5)
-    with ServerThread(config, model) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+    with ServerThread(config, denoiser) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
         job, _ = wait_job(c, c.post("/v1/jobs", files={"file": ("long.wav", long)}).json()["id"])
         assert job["state"] == "failed" and "limit of 0.3 seconds" in job["error"]
         assert_error(c.get(f"/v1/jobs/{job['id']}/audio"), 409)
@@ -326,7 +326,7 @@ def test_time_limit_cancel_retention_and_shutdown(model, tmp_path, shared_data, 
         finally:
             slow.close()
         assert wait_until(lambda: files_under(tmp_path) == [], 10), files_under(tmp_path)
-    with ServerThread(ServeConfig(workdir=tmp_path, jobs=1, queue=2), model) as srv, \
+    with ServerThread(ServeConfig(workdir=tmp_path, jobs=1, queue=2), denoiser) as srv, \
             httpx.Client(base_url=srv.url, timeout=60) as c:
         running = c.post("/v1/jobs", files={"file": ("long.wav", long)}).json()["id"]
         queued = c.post("/v1/jobs", files={"file": ("long.wav", long)}).json()["id"]

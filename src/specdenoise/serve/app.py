@@ -57,20 +57,22 @@ def error_response(status: int, message: str, headers: dict | None = None) -> JS
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
-def create_app(config: ServeConfig | None = None, model=None) -> FastAPIOffline:
-    """Build the app. The model loads here, so a bad ``--model`` fails before the server binds."""
+def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffline:
+    """Build the app. The model loads here, so a bad ``--model`` fails before the server binds.
+
+    ``denoiser`` (a loaded :class:`~specdenoise.enhance.Denoiser`) skips loading; jobs run copies
+    of it that differ only in strength and share its weights."""
     config = config or ServeConfig()
-    if model is None:
+    if denoiser is None:
         from ..enhance import Denoiser
 
-        den = (Denoiser.from_pretrained() if config.model == "default"
-               else Denoiser.from_checkpoint(config.model))
-        model = den.model
+        denoiser = (Denoiser.from_pretrained() if config.model == "default"
+                    else Denoiser.from_checkpoint(config.model))
     state: dict = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        manager = JobManager(config, model)
+        manager = JobManager(config, denoiser)
         manager.start()
         state["jobs"] = manager
 

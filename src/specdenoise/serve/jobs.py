@@ -12,6 +12,7 @@ private work folder; nothing a client sends is ever used as a path.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -96,8 +97,8 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, config: ServeConfig, model):
-        self.config, self.model = config, model
+    def __init__(self, config: ServeConfig, denoiser):
+        self.config, self.denoiser = config, denoiser
         config.workdir.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(
             __import__("tempfile").mkdtemp(prefix="specdenoise-serve-", dir=config.workdir)))
@@ -204,7 +205,7 @@ class JobManager:
         job.state, job.started = "running", time.time()
         tmp = job.dir / f".partial.{formats.EXTENSIONS[job.info.kind]}"
         try:
-            job.frames_out = denoise_job(self.model, job, tmp, self.config)
+            job.frames_out = denoise_job(self.denoiser, job, tmp, self.config)
             os.replace(tmp, job.output)
             job.processing_s = time.time() - job.started
             self.mean_job_s = (job.processing_s if self.mean_job_s is None
@@ -279,15 +280,14 @@ def _sentence(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def denoise_job(model, job: Job, target: Path, config: ServeConfig) -> int:
+def denoise_job(template, job: Job, target: Path, config: ServeConfig) -> int:
     """Decode -> denoise -> encode, block by block, with progress. Returns frames written."""
-    from ..enhance import Denoiser
-
     info = job.info
     deadline = job.started + config.job_timeout_s
     max_frames = int(config.max_seconds * info.rate)
     expected = info.frames
-    denoiser = Denoiser(model, strength=job.strength)
+    denoiser = copy.copy(template)  # same weights and settings; streams keep their own state
+    denoiser.strength = job.strength
     streams = [denoiser.stream(info.rate) for _ in range(info.channels)]
     noisy = SpectrogramAccumulator(info.rate, expected)
     clean = SpectrogramAccumulator(info.rate, expected)
