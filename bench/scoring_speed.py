@@ -14,6 +14,10 @@ the scoring worker processes used (``RUSAGE_CHILDREN``, collected when the pool 
 includes each worker's start-up) and reports ``cpu_clips_per_minute`` = clips per minute that
 ``--workers`` processes would score with a free core each: a load-independent figure.
 
+``--per-metric`` instead times each metric in this process on the first ``--clips`` clips
+(CPU time, median over clips), including DNSMOS both ways (``shared=False`` is the reference's
+per-window computation, what older versions ran).
+
 To measure an older version for comparison, put its source first on the path (the worker
 processes inherit it)::
 
@@ -37,7 +41,11 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--per-metric", action="store_true", help="CPU seconds per metric and clip, in this process")
     args = parser.parse_args()
+    if args.per_metric:
+        per_metric(args.split, args.clips)
+        return
 
     import specdenoise
     from specdenoise.evaluation import evaluate, make_baseline
@@ -68,6 +76,38 @@ def main() -> None:
             "worker_cpu_s": round(cpu, 1),
             "cpu_clips_per_minute": round(args.workers * 60 * scored / cpu, 1) if cpu > 0 else None,
         }), flush=True)
+
+
+def per_metric(split: Path, clips: int) -> None:
+    import statistics
+
+    from specdenoise import audio, metrics
+    from specdenoise.evaluation import discover
+
+    pairs = discover(split, clips).pairs
+    timings: dict[str, list[float]] = {}
+    for index, pair in enumerate(pairs):
+        clean, _ = audio.read(pair.clean, sample_rate=16000)
+        noisy, _ = audio.read(pair.noisy, sample_rate=16000)
+        runs = {
+            "pesq_wb": lambda: metrics.pesq_wb(clean, noisy),
+            "stoi": lambda: metrics.stoi(clean, noisy),
+            "estoi": lambda: metrics.stoi(clean, noisy, extended=True),
+            "si_sdr": lambda: metrics.si_sdr(clean, noisy),
+            "dnsmos (shared windows)": lambda: metrics.dnsmos(noisy),
+            "dnsmos (per window, reference)": lambda: metrics.dnsmos(noisy, shared=False),
+            "dnsmos p808 extra": lambda: metrics.dnsmos(noisy, p808=True),
+        }
+        for name, run in runs.items():
+            if index == 0:
+                run()  # warm-up: imports, ONNX sessions
+            start = time.process_time()
+            run()
+            timings.setdefault(name, []).append(time.process_time() - start)
+    shared = statistics.median(timings["dnsmos (shared windows)"])
+    for name, values in timings.items():
+        value = statistics.median(values) - (shared if name == "dnsmos p808 extra" else 0.0)
+        print(json.dumps({"metric": name, "clips": len(values), "cpu_s_median": round(value, 3)}), flush=True)
 
 
 if __name__ == "__main__":
