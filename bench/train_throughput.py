@@ -1,6 +1,6 @@
 """Training throughput: examples/s, peak memory and data-wait share per model, fp32 vs bf16.
 
-    .venv/bin/python bench/train_throughput.py --threads 2 --steps 6
+    .venv/bin/python bench/train_throughput.py --threads 2 --steps 6 [--crop 3] [--only crn]
 
 Each configuration runs in a fresh subprocess (so peak RSS is its own). The data-wait share is
 measured with the real trainer on dynamic mixing from ../shared/data (fresh mixtures per example).
@@ -13,9 +13,12 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 MODELS = {
-    "unet-b8-d4 (shipped size)": {"name": "unet", "depth": 4, "base_channels": 8},
+    "crn-48 (shipped since 0.3)": {"name": "crn", "channels": 48, "first_channels": 24, "gru_hidden": 48},
+    "crn-32": {"name": "crn", "channels": 32, "first_channels": 16, "gru_hidden": 32},
+    "unet-b8-d4 (previous shipped)": {"name": "unet", "depth": 4, "base_channels": 8},
     "unet-b16-d4": {"name": "unet", "depth": 4, "base_channels": 16},
     "cnn (R-CED, 89k)": {"name": "cnn"},
     "cnn-wide": {"name": "cnn", "channels": [16, 24, 32, 48, 64, 48, 32, 24, 16],
@@ -24,25 +27,26 @@ MODELS = {
 
 CHILD = r"""
 import json, sys, time, resource, torch
+from specdenoise import config as config_io
 from specdenoise.models import build_model
-from specdenoise.stft import stft
-from specdenoise.training.losses import LossConfig, compute_loss
+from specdenoise.training.config import TrainConfig
+from specdenoise.training.trainer import train_step
 spec_args = json.loads(sys.argv[1]); threads, steps, batch, bf16 = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+crop = int(float(sys.argv[6]) * 16000)
 torch.set_num_threads(threads); torch.manual_seed(0)
 name = spec_args.pop("name")
-model = build_model(name, **spec_args).to(memory_format=torch.channels_last).train()
+base = "configs/crn.yaml" if name == "crn" else "configs/shipped.yaml"  # each family with its own STFT and loss
+cfg = config_io.load(TrainConfig, base, [f"run.bf16={str(bf16).lower()}"])
+model = build_model(name, stft=cfg.stft if name == "crn" else {"n_fft": 512, "hop_length": 128}, **spec_args)
+if name != "crn":
+    model = model.to(memory_format=torch.channels_last)
+model.train()
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
-noisy, clean = torch.randn(batch, 32000) * 0.05, torch.randn(batch, 32000) * 0.05
-cfg = LossConfig(mag_l1=1.0, si_sdr=0.1)
+batch_data = {"noisy": torch.randn(batch, crop) * 0.05, "clean": torch.randn(batch, crop) * 0.05}
 times = []
 for i in range(steps + 1):
     t = time.perf_counter()
-    ns, cs = stft(noisy, model.stft_config), stft(clean, model.stft_config)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        est = model(ns)
-    from specdenoise.stft import istft
-    terms = compute_loss(cfg, est, cs, istft(est, model.stft_config, 32000), clean)
-    opt.zero_grad(); terms["total"].backward(); opt.step()
+    train_step(model, opt, batch_data, cfg, model.stft_config, torch.device("cpu"))
     times.append(time.perf_counter() - t)
 step = sorted(times[1:])[len(times[1:]) // 2]
 print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "step_s": step,
@@ -55,17 +59,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=float, default=3.0, help="crop seconds per example")
     parser.add_argument("--skip-data-wait", action="store_true")
+    parser.add_argument("--only", help="run only models whose label contains this text")
     args = parser.parse_args()
-    print(f"batch {args.batch} x 2 s crops, n_fft 512 / hop 128, {args.threads} thread(s), median of {args.steps} steps (bf16: 3)")
+    print(f"batch {args.batch} x {args.crop:g} s crops, each family's own STFT and loss (crn: 512/256, unet/cnn: 512/128), "
+          f"{args.threads} thread(s), median of {args.steps} steps (bf16: 3), the trainer's own train_step")
     print("| model | params | precision | step (s) | examples/s | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
     for label, spec in MODELS.items():
-        # bf16 runs only for the shipped size: without native bf16 on this CPU it is many times slower
-        for bf16 in ((False, True) if label.startswith("unet-b8") else (False,)):
+        if args.only and args.only not in label:
+            continue
+        # bf16 runs only for the shipped sizes (without native bf16 on a CPU it is many times slower)
+        for bf16 in ((False, True) if "shipped" in label else (False,)):
             steps = 3 if bf16 else args.steps
             out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), str(args.threads), str(steps),
-                                  str(args.batch), "1" if bf16 else "0"], capture_output=True, text=True, check=True)
+                                  str(args.batch), "1" if bf16 else "0", str(args.crop)], capture_output=True, text=True, check=True,
+                                 cwd=str(Path(__file__).resolve().parents[1]))
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"| {label} | {r['params'] / 1e6:.2f} M | {'bf16 autocast' if bf16 else 'fp32'} | {r['step_s']:.2f} | "
                   f"{r['examples_per_s']:.1f} | {r['peak_rss_mb']:.0f} |", flush=True)

@@ -753,8 +753,7 @@ def measure_costs(cfg, checkpoint: str | Path | None = None, threads: int = 1, c
     import torch
 
     from .models import build_model, model_from_checkpoint
-    from .stft import istft, stft
-    from .training.losses import compute_loss
+    from .training.trainer import train_step
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -788,14 +787,7 @@ def measure_costs(cfg, checkpoint: str | Path | None = None, threads: int = 1, c
         stft_cfg = net.stft_config
 
         def step() -> None:
-            noisy_spec, clean_spec = stft(noisy, stft_cfg), stft(clean, stft_cfg)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.run.bf16):
-                est = net(noisy_spec)
-            est_wave = istft(est, stft_cfg, crop) if cfg.loss.needs_waveform else None
-            terms = compute_loss(cfg.loss, est, clean_spec, est_wave, clean if est_wave is not None else None)
-            opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            opt.step()
+            train_step(net, opt, {"noisy": noisy, "clean": clean}, cfg, stft_cfg, torch.device("cpu"))
 
         step()
         step_times = []

@@ -111,6 +111,26 @@ def _specs(batch: dict[str, torch.Tensor], stft_cfg: StftConfig, device) -> tupl
     return stft(noisy, stft_cfg), stft(clean, stft_cfg), clean, clean.shape[-1]
 
 
+def train_step(model, optimizer, batch: dict[str, torch.Tensor], cfg: TrainConfig, stft_cfg: StftConfig,
+               device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimisation step on a batch (waveforms or cached spectrograms): forward, loss,
+    backward, gradient clipping, update. The trainer, tuning and bench/train_throughput.py all
+    call this one function, so what is measured is what trains."""
+    noisy_spec, clean_spec, clean_wave, n = _specs(batch, stft_cfg, device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.run.bf16):
+        est_spec = model(noisy_spec)
+    est_wave = clean_ref = None
+    if cfg.loss.needs_waveform:
+        est_wave = istft(est_spec, stft_cfg, n)
+        clean_ref = clean_wave if clean_wave is not None else istft(clean_spec, stft_cfg, n)
+    terms = compute_loss(cfg.loss, est_spec, clean_spec, est_wave, clean_ref)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+    optimizer.step()
+    return terms, grad_norm
+
+
 def _device(cfg: TrainConfig, dist_info: DistInfo) -> torch.device:
     want = cfg.run.device
     if want == "auto":
@@ -274,18 +294,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
                 lr = lr_at(cfg, step, state["plateau_scale"])
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                noisy_spec, clean_spec, clean_wave, n = _specs(batch, stft_cfg, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.run.bf16):
-                    est_spec = ddp_model(noisy_spec)
-                est_wave = clean_ref = None
-                if cfg.loss.needs_waveform:
-                    est_wave = istft(est_spec, stft_cfg, n)
-                    clean_ref = clean_wave if clean_wave is not None else istft(clean_spec, stft_cfg, n)
-                terms = compute_loss(cfg.loss, est_spec, clean_spec, est_wave, clean_ref)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
-                optimizer.step()
+                terms, grad_norm = train_step(ddp_model, optimizer, batch, cfg, stft_cfg, device)
                 state["step"] = step = step + 1
                 t_wait = time.perf_counter()
                 step_time += t_wait - t0
