@@ -430,10 +430,13 @@ def test_signal_during_synth_leaves_no_partial_and_no_tracebacks(user_data, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "synth", "--speech", str(user_data / "speech"),
                              "--noise", str(user_data / "noise"), "--out", str(out), "--hours", "0.5",
                              "--clip-seconds", "2", "--workers", "2", "--no-progress"],
-                            stderr=subprocess.PIPE, text=True, env=_env())
+                            stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
     assert _wait_for(lambda: (partial / "train" / "clean").is_dir() and any((partial / "train" / "clean").iterdir()),
                      proc), proc.communicate()[1]
-    proc.send_signal(sig)
+    if sig == signal.SIGINT:  # Ctrl-C reaches the whole process group, workers included
+        os.killpg(proc.pid, sig)
+    else:  # kill, timeout and container stops signal the main process only
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
