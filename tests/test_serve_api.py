@@ -375,3 +375,17 @@ def test_serve_command_rejects_bad_settings_in_one_line(tmp_path, capsys):
         assert len(lines) == 1 and words in lines[0] and lines[0].startswith("specdenoise serve: error"), lines
         assert "http://" not in captured.out  # refused before listening
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compressed_reading_reports_its_position(tmp_path, rng):
+    """A MediaRecorder file announces no duration: progress follows the bytes decoded."""
+    from specdenoise.serve.formats import probe, read_blocks
+
+    path = tmp_path / "upload"
+    path.write_bytes(av_bytes(rng.standard_normal((1, 48000 * 6)).astype(np.float32) * 0.1, 48000, "webm", "libopus"))
+    info = probe(path)
+    position, seen, total = [0.0], [], 0
+    for block in read_blocks(path, info, position):
+        seen.append(position[0])
+        total += block.shape[1]
+    assert total == 48000 * 6 and seen == sorted(seen) and seen[0] < 0.5 < seen[-1] <= 1.0, seen

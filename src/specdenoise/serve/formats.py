@@ -155,8 +155,11 @@ def _probe_av(path: Path, kind: str) -> AudioInfo:
         raise AudioError(path, f"the {EXTENSIONS[kind].upper()} file is damaged or unreadable") from None
 
 
-def read_blocks(path: Path, info: AudioInfo) -> Iterator[np.ndarray]:
-    """float32 ``(channels, n)`` blocks of the whole file; AudioError when decoding fails."""
+def read_blocks(path: Path, info: AudioInfo, position: list | None = None) -> Iterator[np.ndarray]:
+    """float32 ``(channels, n)`` blocks of the whole file; AudioError when decoding fails.
+
+    For compressed files, ``position[0]`` follows the fraction of the file's bytes read: the
+    progress of a recording whose header announces no duration (a browser's MediaRecorder)."""
     block = max(1024, int(info.rate * BLOCK_SECONDS))
     if info.kind in SOUNDFILE_KINDS:
         try:
@@ -174,9 +177,13 @@ def read_blocks(path: Path, info: AudioInfo) -> Iterator[np.ndarray]:
         with av.open(str(path), "r") as container:
             stream = next(s for s in container.streams if s.type == "audio")
             resampler = av.AudioResampler(format="fltp", layout=info.layout, rate=info.rate)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    yield _finite(out.to_ndarray().astype(np.float32, copy=False), path)
+            size = max(1, path.stat().st_size)
+            for packet in container.demux(stream):
+                if position is not None and packet.pos is not None and packet.pos >= 0:
+                    position[0] = min(1.0, packet.pos / size)
+                for frame in packet.decode():
+                    for out in resampler.resample(frame):
+                        yield _finite(out.to_ndarray().astype(np.float32, copy=False), path)
             for out in resampler.resample(None):
                 yield _finite(out.to_ndarray().astype(np.float32, copy=False), path)
     except (av.error.FFmpegError, ValueError):

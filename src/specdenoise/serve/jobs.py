@@ -294,7 +294,8 @@ def denoise_job(template, job: Job, target: Path, config: ServeConfig) -> int:
     writer = formats.Writer(target, info)
     read = written = 0
     try:
-        blocks = formats.read_blocks(job.upload, info)
+        position = [0.0]
+        blocks = formats.read_blocks(job.upload, info, position)
         while True:
             block = next(blocks, None)
             last = block is None
@@ -317,6 +318,8 @@ def denoise_job(template, job: Job, target: Path, config: ServeConfig) -> int:
             clean.push(y, last)
             if expected:
                 job.progress = min(0.95, 0.95 * read / expected)
+            else:  # no duration in the header: how far into the file the decoder is
+                job.progress = max(job.progress, min(0.95, 0.95 * position[0]))
             if last:
                 break
         writer.close()
