@@ -253,6 +253,8 @@ class CausalCRN(SpectralMaskModel):
                 total += m.weight.numel() * self._out_bands(m, width) // m.stride[1]
             elif isinstance(m, nn.Linear):
                 total += m.weight.numel() * self._seq_len(m, width)
+            elif isinstance(m, TemporalBlock):
+                total += 3 * m.channels * (width + 3) // 4
             elif isinstance(m, nn.GRU):
                 per_step = sum(p.numel() for n, p in m.named_parameters() if n.startswith("weight"))
                 total += per_step * (width + 3) // 4

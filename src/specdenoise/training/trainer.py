@@ -180,12 +180,12 @@ def evaluate(model, val: Dataset, cfg: TrainConfig, device) -> tuple[dict[str, f
 
 
 def init_weights_from(model, source: str | Path) -> str:
-    """Load weights of ``source`` ("default" = the shipped model, or a checkpoint path) into
+    """Load weights of ``source`` (a shipped model's name such as "default", or a checkpoint) into
     ``model`` for fine-tuning. Architecture, STFT and sample rate must match; otherwise a
     one-line error names every difference. Returns the resolved source path."""
-    from ..enhance import pretrained_path
+    from ..enhance import PRETRAINED, pretrained_path
 
-    path = pretrained_path(str(source)) if str(source) in ("default",) else Path(source)
+    path = pretrained_path(str(source)) if str(source) in PRETRAINED else Path(source)
     package = load_checkpoint(path)
     theirs = package.get("model", {}) if isinstance(package, dict) else {}
     ours = {"name": model.name, "config": model.config()}
