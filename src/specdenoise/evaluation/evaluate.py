@@ -254,7 +254,7 @@ def _enhance_all(dataset: Dataset, systems, scratch: Path, log, progress: bool =
                     except Exception as exc:
                         row.error = f"enhancement: {str(exc).strip() or type(exc).__name__}"
                     rows.append(row)
-                if (index + 1) % 25 == 0 or index + 1 == len(pairs):
+                if bar.disable and ((index + 1) % 25 == 0 or index + 1 == len(pairs)):  # the bar says it otherwise
                     log(f"enhanced {index + 1}/{len(pairs)} files")
     return rows
 
