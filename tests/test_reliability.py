@@ -237,6 +237,22 @@ def test_preprocess_on_a_full_disk_is_one_line_and_leaves_nothing(tiny_corpus, t
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.parametrize("inodes", [6, 9])
+def test_preprocess_write_error_midway_is_one_line_and_leaves_nothing(tiny_corpus, tmp_path, inodes):
+    """Item 9: a disk that runs out while writing (here: of inodes, after the space check) gives
+    one line, and the partial cache is removed."""
+    disk = tmp_path / "small_disk"
+    if not _mount_tmpfs(disk, f"200m,nr_inodes={inodes}"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        proc = run_cli("preprocess", tiny_corpus, "--out", disk / "cache", "--no-progress", check=False)
+        assert proc.returncode == 1
+        assert "cannot write the cache (No space left on device)" in one_line(proc.stderr)
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 # --- 3. denoise --force overwrites another input of the batch ----------------------------------
 
 

@@ -78,7 +78,10 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
     wav, _ = audio.read(corpus / first.split("_")[0] / "clean" / f"{first}.wav", sample_rate=sample_rate)
     row_bytes = stft_np(wav, config).astype(np.complex64).nbytes
     _check_free_space(out, 2 * row_bytes * sum(len(n) for n in names_by_split.values()))
-    partial = make_partial(out)
+    try:
+        partial = make_partial(out)
+    except OSError as exc:
+        raise SpecdenoiseError(f"{out}: cannot write the cache ({exc.strerror or exc})") from None
     try:
         for split in wanted:
             names = names_by_split[split]
