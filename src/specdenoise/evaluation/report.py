@@ -123,9 +123,12 @@ def render_markdown(result: EvaluationResult) -> str:
         "",
         markdown_table(result.summary, result.metrics),
         "",
-        "Means over scored files; a file a metric cannot score (e.g. PESQ finds no utterance) is counted under "
-        "*Failed* and left out of that system's means. RTF = processing time / audio duration, one thread, "
-        "after a warm-up call, model loading excluded. SI-SDR in dB; DNSMOS is the P.835 model (1–5)"
+        "Means over scored files; a file a metric cannot score"
+        + (" (e.g. PESQ finds no utterance)" if dataset.has_reference else "")
+        + " is counted under *Failed* and left out of that system's means. RTF = processing time / audio duration, "
+        "one thread, after a warm-up call, model loading excluded. "
+        + ("SI-SDR in dB; " if dataset.has_reference else "")
+        + "DNSMOS is the P.835 model (1–5)"
         + (", DNSMOS P.808 the P.808 overall-quality model (1–5)." if P808 in result.metrics else "."),
         "",
     ]
