@@ -426,7 +426,7 @@ def _wait_for(predicate, proc, seconds=120.0):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_during_denoise_leaves_no_temp_file(ckpt, speech, tmp_path, sig, code):
-    src = wav(tmp_path / "in" / "long.wav", np.tile(speech(10.0, seed=11), 12))  # 2 minutes
+    src = wav(tmp_path / "in" / "long.wav", np.tile(speech(10.0, seed=11), 36))  # 6 minutes: still running when signalled
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "denoise", str(src), "-o", str(out), "--model",
                              str(ckpt), "--threads", "1", "--no-progress"], stderr=subprocess.PIPE, text=True, env=_env())
