@@ -14,7 +14,7 @@ import specdenoise
 from specdenoise import cli
 from specdenoise.errors import AudioError, ConfigError
 
-VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo")
+VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo", "serve", "live", "export")
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
