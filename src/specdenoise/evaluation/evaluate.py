@@ -287,10 +287,18 @@ def _score_all(rows: list[Row], scratch: Path, workers: int, log, progress: bool
     log(f"scoring {sum(len(v) for v in tasks.values())} outputs with {workers} worker(s)")
     clean = {pair: (None if pair.clean is None else str(pair.clean)) for pair in tasks}
     with _progress(len(tasks), "scoring", progress) as bar:
+        done = [0]
+
+        def tick() -> None:
+            bar.update(1)
+            done[0] += 1
+            if bar.disable and (done[0] % 25 == 0 or done[0] == len(tasks)):  # the bar says it otherwise
+                log(f"scored {done[0]}/{len(tasks)} files")
+
         if workers == 1:
             for pair, estimates in tasks.items():
                 collect(pair, _score_file(clean[pair], estimates, p808))
-                bar.update(1)
+                tick()
             return
         import multiprocessing
         from concurrent.futures import as_completed
@@ -300,7 +308,7 @@ def _score_all(rows: list[Row], scratch: Path, workers: int, log, progress: bool
             futures = {pool.submit(_score_file, clean[pair], estimates, p808): pair for pair, estimates in tasks.items()}
             for future in as_completed(futures):
                 pair = futures[future]
-                bar.update(1)
+                tick()
                 try:
                     collect(pair, future.result())
                 except Exception as exc:  # a crashed worker: fail its files, never guess values
