@@ -149,3 +149,14 @@ def test_dnsmos_shared_windows_equal_per_window_on_a_long_clip(speech, white):
     slow = metrics.dnsmos(long, shared=False)
     for key in ("sig", "bak", "ovrl"):
         assert fast[key] == pytest.approx(slow[key], abs=1e-5), key
+
+
+@needs_data
+@pytest.mark.parametrize("seconds", [0.3, 0.5, 3.0])
+def test_dnsmos_shared_windows_equal_per_window_on_short_tiled_clips(seconds):
+    """Short clips are tiled many times: one window (0.3 s), seven (0.5 s), three (3 s), each
+    computed over one period of frames, wrapped around."""
+    clip = _read(LONG_SPEECH)[int(2 * 16000): int((2 + seconds) * 16000)]
+    fast, slow = metrics.dnsmos(clip), metrics.dnsmos(clip, shared=False)
+    for key in ("sig", "bak", "ovrl"):
+        assert fast[key] == pytest.approx(slow[key], abs=1e-5), key

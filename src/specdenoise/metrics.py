@@ -196,6 +196,8 @@ def dnsmos(audio: np.ndarray, sample_rate: int = DNSMOS_RATE, shared: bool = Tru
     if not starts:
         raise ValueError("DNSMOS found no complete window")
     clip = audio.astype(np.float32)
+    if shared and importlib.util.find_spec("onnx") is None:
+        shared = False  # the shared computation splits the ONNX graph and needs the onnx package
     if shared:
         from . import dnsmos as shared_windows
 
