@@ -60,13 +60,17 @@ from pathlib import Path
 corpus, voxforge, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 speakers = {s.split("voxforge-", 1)[1] for s in json.loads(corpus.read_text())["splits"]["test"]["speakers"] if s.startswith("speaker:voxforge-")}
 out.mkdir(parents=True, exist_ok=True)
-copied = 0
+wanted = {}
 for folder in sorted(p for p in voxforge.glob("*/*") if p.is_dir() and p.name in speakers):
     for audio in sorted(folder.glob("*.flac")):
-        target = out / f"{folder.parent.name}_{folder.name}_{audio.name}"
-        if not target.exists():
-            shutil.copyfile(audio, target)
-        copied += 1
+        wanted[f"{folder.parent.name}_{folder.name}_{audio.name}"] = audio
+for stale in out.glob("*.flac"):  # from a run on another corpus
+    if stale.name not in wanted:
+        stale.unlink()
+for name, audio in wanted.items():
+    if not (out / name).exists():
+        shutil.copyfile(audio, out / name)
+copied = len(wanted)
 if not copied:
     sys.exit(f"no VoxForge recordings of test speakers found under {voxforge}")
 print(f"{copied} VoxForge recordings of {len(speakers)} test-split speakers in {out}", file=sys.stderr)
