@@ -37,7 +37,7 @@ torch.set_num_threads(threads); torch.manual_seed(0)
 name = spec_args.pop("name")
 base = "configs/crn.yaml" if name == "crn" else "configs/shipped.yaml"  # each family with its own STFT and loss
 cfg = config_io.load(TrainConfig, base, [f"run.bf16={str(bf16).lower()}"])
-model = build_model(name, stft=cfg.stft if name == "crn" else {"n_fft": 512, "hop_length": 128}, **spec_args)
+model = build_model(name, stft=cfg.stft.given() if name == "crn" else {"n_fft": 512, "hop_length": 128}, **spec_args)
 if name != "crn":
     model = model.to(memory_format=torch.channels_last)
 model.train()

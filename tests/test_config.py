@@ -227,3 +227,140 @@ def test_frozen_dataclasses_load(tmp_path):
     loaded = cfg.load(Frozen, None, ["snr=[0, 10]"])
     assert loaded == Frozen(snr=(0.0, 10.0))
     assert dataclasses.is_dataclass(loaded)
+
+
+# --- the training config: typed STFT and model sections, enumerations, one source of STFT defaults ---
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _train_cfg(*overrides: str, path: Path | None = REPO / "configs" / "unet.yaml"):
+    from specdenoise.training.config import TrainConfig
+
+    return cfg.load(TrainConfig, path, list(overrides))
+
+
+@pytest.mark.parametrize("config,override,named", [
+    ("unet.yaml", "stft.nfft=1024", "'stft.nfft'"),  # the typo that once trained silently at 512
+    ("unet.yaml", "model.chanels=8", "'model.chanels'"),
+    ("cnn.yaml", "model.depth=3", "'model.depth'"),  # a U-Net argument is not a CNN one
+    ("crn.yaml", "model.mask=magnitude", "'model.mask'"),  # the CRN's mask is fixed
+    ("unet.yaml", "model.stft=1", "model.stft"),
+])
+def test_unknown_stft_and_model_keys_are_one_line_errors(config, override, named):
+    with pytest.raises(ConfigError) as info:
+        _train_cfg(override, path=REPO / "configs" / config)
+    message = str(info.value)
+    assert named in message and "\n" not in message
+
+
+@pytest.mark.parametrize("override", ["optim.schedule=cosin", "run.device=gpu", "tracking.tracker=mlflow",
+                                      "run.early_stop_metric=sisdr", "model.feature=lin", "model.mask=ratio",
+                                      "stft.window=hanning"])
+def test_enumerations_are_checked_at_load_time(override):
+    key, value = override.split("=")
+    with pytest.raises(ConfigError) as info:
+        _train_cfg(override)
+    assert str(info.value).startswith(f"{key} must be one of") and repr(value) in str(info.value)
+
+
+def test_each_family_takes_exactly_its_constructor_arguments():
+    import inspect
+
+    from specdenoise.models import available, build_model
+    from specdenoise.models.registry import model_class
+    from specdenoise.training.config import ModelConfig
+
+    assert {"unet", "cnn", "crn"} <= set(available())
+    for name in available():
+        params = inspect.signature(model_class(name).__init__).parameters
+        defaults = {k: p.default for k, p in params.items() if k not in ("self", "stft")}
+        loaded = _train_cfg(f"model={yaml.safe_dump({'name': name, **cfg.to_dict(defaults)}, default_flow_style=True)}",
+                            path=None)
+        assert loaded.model == ModelConfig(name, cfg.to_dict(defaults))
+        build_model(loaded.model.name, stft=loaded.stft.given(), **loaded.model.args)  # every value fits
+        with pytest.raises(ConfigError, match=f"unknown config key 'model.not_an_argument' for model '{name}'"):
+            _train_cfg(f"model.name={name}", "model.not_an_argument=1", path=None)
+
+
+def test_model_values_are_type_checked_and_keep_their_yaml_shape():
+    with pytest.raises(ConfigError, match="model.depth must be an integer"):
+        _train_cfg("model.depth=deep")
+    with pytest.raises(ConfigError, match=r"model.name must be one of \["):
+        _train_cfg("model.name=transformer")
+    loaded = _train_cfg(path=REPO / "configs" / "cnn.yaml")
+    assert loaded.model.args["channels"] == [12, 16, 20, 24, 32, 24, 20, 16, 12]  # a list, as a checkpoint saved it
+    assert cfg.to_dict(loaded)["model"] == yaml.safe_load((REPO / "configs" / "cnn.yaml").read_text())["model"]
+
+
+# What `config_io.dump` wrote for a run before the STFT and model sections were typed (the shape of
+# a run folder's config.yaml that `train --resume` reads back).
+SAVED_RUN_CONFIG = """
+model: {name: crn, channels: 48, first_channels: 24, gru_hidden: 48, erb_low: 65, erb_bands: 64, dual_path_blocks: 2}
+stft: {n_fft: 512, hop_length: 256, window: sqrt_hann}
+data: {path: '', dynamic_mix: true, speech: [a], noise: [b], rir: [c], simulated_rir_t60: [0.1, 1.0],
+       mix: {sample_rate: 16000, snr_range: [-5.0, 20.0], babble_talkers: [3, 8]}}
+optim: {lr: 0.002, betas: [0.9, 0.999], schedule: cosine}
+loss: {mag_l1: 0.0, mag_mse: 70.0, cplx_mse: 30.0, si_sdr: 1.0, power: 0.3}
+run: {max_steps: 2800, early_stop_metric: si_sdr, device: auto, init_from: ''}
+tracking: {tracker: wandb, project: specdenoise, group: null, name: crn48}
+"""
+
+
+@pytest.mark.parametrize("name", ["unet.yaml", "cnn.yaml", "crn.yaml", "shipped.yaml", "saved"])
+def test_shipped_and_saved_configs_load_and_round_trip(name, tmp_path):
+    from specdenoise.training.config import TrainConfig, resolve_stft
+    from specdenoise.stft import StftConfig
+
+    path = REPO / "configs" / name
+    if name == "saved":
+        path = tmp_path / "config.yaml"
+        path.write_text(SAVED_RUN_CONFIG)
+    loaded = cfg.load(TrainConfig, path)
+    written = yaml.safe_load(path.read_text())
+    assert cfg.to_dict(loaded)["model"] == written["model"]
+    assert StftConfig.from_dict(loaded.stft.given()) == StftConfig.from_dict(written["stft"])
+    resolved = resolve_stft(loaded)
+    cfg.dump(resolved, tmp_path / "again.yaml")  # what a run saves: the STFT in full
+    again = cfg.load(TrainConfig, tmp_path / "again.yaml")
+    assert again == resolved and again.stft.given() == StftConfig.from_dict(written["stft"]).to_dict()
+
+
+def test_stft_defaults_come_from_stft_config_alone():
+    from specdenoise.training.config import TrainConfig, resolve_stft
+    from specdenoise.stft import StftConfig
+
+    assert TrainConfig().stft.given() == {}  # nothing written here: "not given"
+    assert resolve_stft(TrainConfig()).stft.given() == StftConfig().to_dict()
+    assert resolve_stft(_train_cfg("stft.hop_length=64", path=None)).stft.given() == \
+        {**StftConfig().to_dict(), "hop_length": 64}
+
+
+def test_training_on_a_cache_takes_its_stft(tiny_corpus, tmp_path):
+    """A real cache at a non-default STFT: a config without stft trains with the cache's STFT (the
+    run and its checkpoint say so); an explicit conflicting value stops before anything is written."""
+    import torch
+
+    from specdenoise.preprocess import preprocess
+    from specdenoise.stft import StftConfig
+    from specdenoise.training.trainer import train
+
+    stft = StftConfig(n_fft=256, hop_length=64)
+    cache = tmp_path / "cache256"
+    preprocess(tiny_corpus, cache, stft, progress=False)
+    tiny = [f"data.path={cache}", "tracking.tracker=none", "run.progress=false", "model.depth=2",
+            "model.base_channels=4", "data.batch_size=2", "data.val_clips=2", "data.crop_seconds=0.5",
+            "run.pesq_stoi_clips=0", "run.max_steps=1", "run.eval_every=1", "run.threads=1"]
+    unset = _train_cfg(*tiny, path=None)
+    train(unset, tmp_path / "run")
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert StftConfig.from_dict(saved["stft"]) == stft
+    package = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert StftConfig.from_dict(package["stft"]) == stft
+    train(_train_cfg(*tiny, "stft.n_fft=256", path=None), tmp_path / "same")  # an equal value is fine
+
+    conflicting = _train_cfg(*tiny, path=REPO / "configs" / "unet.yaml")  # says n_fft 512, hop 128
+    with pytest.raises(ConfigError) as info:
+        train(conflicting, tmp_path / "refused")
+    assert "stft.n_fft=512" in str(info.value) and "stft.json" in str(info.value) and "256" in str(info.value)
+    assert not (tmp_path / "refused").exists()

@@ -111,7 +111,7 @@ def test_shipped_search_spaces_build_valid_configs(name):
     samples, _ = tuning.corner_samples(space)
     for final, sampled in samples:
         cfg = config_io.from_dict(TrainConfig, final)
-        StftConfig.from_dict(cfg.stft)
+        StftConfig.from_dict(cfg.stft.given())
         for key, value in sampled.items():
             if "." in key:
                 assert tuning.get_key(final, key) == next(p for p in space.params if p.name == key).value_of(value)
@@ -141,7 +141,7 @@ def test_stft_space_is_exactly_the_valid_grid():
     def objective(trial):
         final, _ = tuning.resolve_config(space, lambda p: p.suggest(trial))
         cfg = tuning.build_train_config(final)
-        visited.append((cfg.stft["n_fft"], cfg.stft["hop_length"], cfg.stft["window"]))
+        visited.append((cfg.stft.n_fft, cfg.stft.hop_length, cfg.stft.window))
         return 0.0
 
     study.optimize(objective, n_trials=30)
@@ -287,7 +287,7 @@ def test_tiny_study_on_sqlite(tiny_cache, tmp_path, capsys, keep_torch_threads):
         cfg = config_io.load(TrainConfig, folder / "config.yaml")
         assert (cfg.run.max_steps, cfg.run.eval_every) == (6, 2)
         assert (cfg.tracking.group, cfg.tracking.name) == (study_name, folder.name)
-        assert (cfg.model["depth"], cfg.model["base_channels"]) == (2, 4)  # pinned by overrides
+        assert (cfg.model.args["depth"], cfg.model.args["base_channels"]) == (2, 4)  # pinned by overrides
         assert cfg.optim.lr == pytest.approx(t.params["optim.lr"])
         logged = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         val_steps = [row["step"] for row in logged if "val/si_sdr" in row]
@@ -316,7 +316,7 @@ def test_tiny_study_on_sqlite(tiny_cache, tmp_path, capsys, keep_torch_threads):
     for key, value in best.params.items():
         assert tuning.get_key(config_io.to_dict(cfg), key) == pytest.approx(value) if isinstance(value, float) \
             else tuning.get_key(config_io.to_dict(cfg), key) == value
-    assert (cfg.model["depth"], cfg.data.val_clips, cfg.data.path) == (2, 2, str(tiny_cache))
+    assert (cfg.model.args["depth"], cfg.data.val_clips, cfg.data.path) == (2, 2, str(tiny_cache))
 
     final = tmp_path / "final"
     code, _, stderr = _in_process(capsys, "train", "--config", str(out / "best.yaml"), "--out", str(final),

@@ -18,7 +18,13 @@ T = TypeVar("T")
 
 
 def to_dict(cfg: Any) -> Any:
-    """Plain YAML-safe data: dataclasses become dicts, tuples lists, paths strings."""
+    """Plain YAML-safe data: dataclasses become dicts, tuples lists, paths strings.
+
+    A section whose YAML shape is not its fields (``model: {name: crn, channels: 48}``) says so
+    with a ``to_config()`` method; its counterpart is a ``from_config(data, where)`` classmethod.
+    """
+    if hasattr(cfg, "to_config") and not isinstance(cfg, type):
+        return to_dict(cfg.to_config())
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):
@@ -38,18 +44,18 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
-            raise ConfigError(f"unknown config key {where}{key!r}; known: {sorted(names)}")
+            raise ConfigError(f"unknown config key '{where}{key}'; known: {sorted(names)}")
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
-        kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{where}{f.name}")
+        kwargs[f.name] = coerce(data[f.name], hints[f.name], f"{where}{f.name}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"bad config for {where or cls.__name__}: {exc}") from None
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
+def coerce(value: Any, hint: Any, key: str) -> Any:
     """Check ``value`` against the field's type hint and convert where it is safe.
 
     YAML reads ``3e-4`` as a string (its floats need a dot), so float fields take numeric strings.
@@ -69,7 +75,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         errors = []
         for option in options:
             try:
-                return _coerce(value, option, key)
+                return coerce(value, option, key)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: no allowed type fits {value!r}")
@@ -84,6 +90,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             value = {}
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a section (a mapping of keys), got {value!r}")
+        if hasattr(hint, "from_config"):
+            return hint.from_config(value, where=f"{key}.")
         return from_dict(hint, value, where=f"{key}.")
     if hint is bool:
         if not isinstance(value, bool):
@@ -120,9 +128,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise ConfigError(f"{key} must have {len(args)} items, got {len(value)}: {value!r}")
-            items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            items = [coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         elif args:
-            items = [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+            items = [coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
         else:
             items = list(value)
         return tuple(items) if origin is tuple else items

@@ -10,7 +10,7 @@ from .stft import StftConfig, stft_np
 
 
 def spectrogram_db(wave: np.ndarray, config: StftConfig | None = None) -> np.ndarray:
-    config = config or StftConfig(n_fft=512, hop_length=128)
+    config = config or StftConfig()
     mag = np.abs(stft_np(wave, config))
     return 20 * np.log10(mag + 1e-8)
 

@@ -30,11 +30,17 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, **kwargs: Any):
+def model_class(name: str) -> type:
+    """The class registered as ``name``; its constructor arguments are that family's config keys."""
     if name not in _REGISTRY:
         raise ConfigError(f"model.name must be one of {available()}, got {name!r}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **kwargs: Any):
+    cls = model_class(name)
     try:
-        return _REGISTRY[name](**kwargs)
+        return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"bad arguments for model {name!r}: {exc}") from None
 

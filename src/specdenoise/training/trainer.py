@@ -25,7 +25,7 @@ from ..metrics import pesq_wb, si_sdr, stoi
 from ..models import build_model, load_checkpoint, save_checkpoint, serialize
 from ..stft import StftConfig, istft, stft
 from ..tracking import Tracker
-from .config import TrainConfig, check_ranges
+from .config import TrainConfig, check_ranges, resolve_stft
 from .distributed import DistInfo, ResumableShardedSampler, barrier, cleanup, init_distributed
 from .losses import compute_loss
 
@@ -214,6 +214,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     prune (an exception raised there ends the run cleanly and propagates).
     """
     check_ranges(cfg)  # before anything is written (a bad batch_size once left a run folder)
+    cfg = resolve_stft(cfg)  # the cache's STFT, else StftConfig's defaults; saved in full with the run
     dist_info = init_distributed(use_cuda=cfg.run.device != "cpu" and torch.cuda.is_available())
     out = Path(out_dir)
     if cfg.run.early_stop_metric not in HIGHER_IS_BETTER:
@@ -228,8 +229,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     device = _device(cfg, dist_info)
     torch.manual_seed(cfg.run.seed)
 
-    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    model = build_model(cfg.model.get("name", "unet"), stft=cfg.stft, **model_kwargs).to(device)
+    model = build_model(cfg.model.name, stft=cfg.stft.given(), **cfg.model.args).to(device)
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.run.init_from and not resume:
