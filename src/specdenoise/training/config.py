@@ -56,10 +56,10 @@ class StftSection:
         for key, value in given.items():
             if getattr(ours, key) != getattr(theirs, key):
                 raise ConfigError(f"stft.{key}={value!r} conflicts with {where} ({getattr(theirs, key)!r}); "
-                                  "leave stft out to train with the cache's STFT")
+                                  "leave stft out (or pass stft=null) to train with the cache's STFT")
         if ours != theirs:  # e.g. n_fft given equal, win_length left to follow it
             raise ConfigError(f"stft {given} conflicts with {where} ({theirs.to_dict()}); "
-                              "leave stft out to train with the cache's STFT")
+                              "leave stft out (or pass stft=null) to train with the cache's STFT")
         return theirs
 
 
