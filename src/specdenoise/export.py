@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -121,7 +122,50 @@ def _session(data: bytes, threads: int | None):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 1
     options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # its constant-folding notices about CastLike are not for users
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "specdenoise" / "onnx"
+
+
+def model_key(model, streaming: bool) -> str:
+    """A digest of everything the graph depends on: the model's code, weights, settings, torch and
+    our versions."""
+    import hashlib
+
+    from . import __version__
+
+    h = hashlib.sha256()
+    for cls in type(model).__mro__:  # the code too: a changed forward with the same weights is another graph
+        module = sys.modules.get(cls.__module__)
+        if module is not None and getattr(module, "__file__", None) and cls.__module__.startswith("specdenoise"):
+            h.update(Path(module.__file__).read_bytes())
+    h.update(json.dumps([getattr(model, "name", ""), model.config(), bool(streaming), __version__,
+                         str(torch.__version__)], sort_keys=True, default=str).encode())
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def cached_onnx_bytes(model, streaming: bool = True) -> bytes:
+    """:func:`to_onnx_bytes`, kept in the user's cache folder: exporting takes tens of seconds,
+    loading a cached graph milliseconds. A cache that cannot be written is simply not used."""
+    path = _cache_dir() / f"{model_key(model, streaming)}.onnx"
+    if path.is_file():
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+    data = to_onnx_bytes(model, streaming)
+    try:
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    except OSError:
+        pass
+    return data
 
 
 class OnnxStreamingStep:
@@ -129,7 +173,7 @@ class OnnxStreamingStep:
     each channel with its own state (the state is opaque to the engine)."""
 
     def __init__(self, model, threads: int | None = None, data: bytes | None = None):
-        self.session = _session(data or to_onnx_bytes(model, streaming=True), threads)
+        self.session = _session(data or cached_onnx_bytes(model, streaming=True), threads)
         inputs = self.session.get_inputs()
         self.state_names = [i.name for i in inputs[1:]]
         self.state_shapes = [tuple(i.shape) for i in inputs[1:]]
@@ -158,7 +202,7 @@ class OnnxOfflineModel:
 
     def __init__(self, model, threads: int | None = None):
         self.model = model
-        self.session = _session(to_onnx_bytes(model, streaming=False), threads)
+        self.session = _session(cached_onnx_bytes(model, streaming=False), threads)
 
     def enhance(self, waveform: torch.Tensor) -> torch.Tensor:
         from .stft import istft, stft

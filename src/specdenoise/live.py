@@ -20,6 +20,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,14 +111,15 @@ class LiveStats:
     blocks: int = 0
     overflows: int = 0  # input samples lost (PortAudio input overflow)
     underflows: int = 0  # output ran dry (PortAudio output underflow)
-    late: int = 0  # callbacks whose processing took longer than the block lasts
+    slow: int = 0  # callbacks whose processing took longer than the block lasts (buffers absorb a few)
     busy: list = field(default_factory=list)  # processing seconds / block seconds, recent blocks
     peak_in: float = 0.0
     peak_out: float = 0.0
+    device_latency: float = 0.0  # seconds of buffering in PortAudio and our FIFO, on top of the algorithm
 
     @property
     def dropped(self) -> int:
-        return self.overflows + self.underflows + self.late
+        return self.overflows + self.underflows  # audio lost, or played late (a gap)
 
 
 def list_devices() -> str:
@@ -139,28 +141,38 @@ def _device(spec: str | None):
     return int(spec) if spec.isdigit() else spec
 
 
-def _open_stream(sd, input_dev, output_dev, rate: int, channels: int, block: int, latency, callback):
+def _open(sd, kind: str, device, rate: int, channels: int, block: int, latency, callback):
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    cls = sd.InputStream if kind == "input" else sd.OutputStream
     try:
-        sd.check_input_settings(device=input_dev, channels=channels, samplerate=rate, dtype="float32")
-        sd.check_output_settings(device=output_dev, channels=channels, samplerate=rate, dtype="float32")
-        return sd.Stream(samplerate=rate, blocksize=block, device=(input_dev, output_dev), channels=channels,
-                         dtype="float32", latency=latency, callback=callback)
+        check(device=device, channels=channels, samplerate=rate, dtype="float32")
+        return cls(samplerate=rate, blocksize=block, device=device, channels=channels, dtype="float32",
+                   latency=latency, callback=callback)
     except (sd.PortAudioError, ValueError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Invalid sample rate" in text:
-            raise DeviceError(f"the audio device does not support {rate} Hz ({text}); try --rate") from None
-        if "No such device" in text or "No input device" in text or "No output device" in text or "matching" in text:
-            raise DeviceError(f"no such audio device ({text}); see specdenoise live --list-devices") from None
-        if "busy" in text.lower() or "Device unavailable" in text:
-            raise DeviceError(f"the audio device is busy ({text})") from None
-        raise DeviceError(f"cannot open the audio device ({text})") from None
+        lowered = text.lower()
+        if "sample rate" in lowered:
+            raise DeviceError(f"the {kind} device does not support {rate} Hz ({text}); try another --rate") from None
+        if "busy" in lowered or "unavailable" in lowered:
+            raise DeviceError(f"the {kind} device is busy ({text})") from None
+        if "no such" in lowered or "no input" in lowered or "no output" in lowered or "matching" in lowered \
+                or "not found" in lowered or "invalid device" in lowered or "channels" in lowered:
+            raise DeviceError(f"no usable {kind} device ({text}); see specdenoise live --list-devices") from None
+        raise DeviceError(f"cannot open the {kind} device ({text})") from None
 
 
 def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = None, output_dev: str | None = None,
              record: Path | None = None, seconds: float | None = None, block: int | None = None,
              latency: float | str = 0.2, display=None, stop: threading.Event | None = None) -> LiveStats:
-    """Run until ``seconds`` pass, ``stop`` is set, or KeyboardInterrupt; returns the counts. The
-    recording (what was played) is finished and renamed into place however the loop ends."""
+    """Run until ``seconds`` pass, ``stop`` is set, or KeyboardInterrupt; returns the counts.
+
+    Input and output are separate PortAudio streams joined by a FIFO (one duplex stream stalled
+    both sides whenever one did, measured through PulseAudio's ALSA plugin). The input callback
+    denoises; the output callback plays what is ready and counts an underflow when nothing is.
+    The recording is the denoised stream as produced, finished and renamed into place however
+    the loop ends."""
+    import collections
+
     import soundfile as sf
 
     from .fileio import new_temp
@@ -169,27 +181,53 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
     block = block or max(1, int(round(rate * 0.016)))
     stats = LiveStats()
     recq: queue.Queue = queue.Queue()
-    block_s = block / rate
+    fifo: collections.deque = collections.deque()
+    lock = threading.Lock()
+    state = {"queued": 0, "started": False, "prefill": 2 * block}
 
-    def callback(indata, outdata, frames, when, status):
+    def on_input(indata, frames, when, status):
         started = time.perf_counter()
         if status.input_overflow:
             stats.overflows += 1
-        if status.output_underflow:
-            stats.underflows += 1
-        y = denoiser.push(indata if channels > 1 else indata[:, 0])
-        outdata[:] = y.reshape(frames, channels)
+        y = denoiser.push(indata if channels > 1 else indata[:, 0]).reshape(frames, channels)
+        with lock:
+            fifo.append(y)
+            state["queued"] += frames
         if record is not None:
-            recq.put(outdata.copy())
+            recq.put(y)
         took = time.perf_counter() - started
         stats.blocks += 1
         stats.busy.append(took * rate / frames)
         if len(stats.busy) > 200:
             del stats.busy[:100]
         if took > frames / rate:
-            stats.late += 1
+            stats.slow += 1
         stats.peak_in = max(stats.peak_in * 0.9, float(np.abs(indata).max(initial=0)))
-        stats.peak_out = max(stats.peak_out * 0.9, float(np.abs(outdata).max(initial=0)))
+        stats.peak_out = max(stats.peak_out * 0.9, float(np.abs(y).max(initial=0)))
+
+    def on_output(outdata, frames, when, status):
+        if status.output_underflow:
+            stats.underflows += 1
+        with lock:
+            if not state["started"] and state["queued"] < state["prefill"]:
+                outdata.fill(0)
+                return
+            state["started"] = True
+            filled = 0
+            while filled < frames and fifo:
+                head = fifo[0]
+                n = min(frames - filled, len(head))
+                outdata[filled : filled + n] = head[:n]
+                filled += n
+                if n == len(head):
+                    fifo.popleft()
+                else:
+                    fifo[0] = head[n:]
+            state["queued"] -= filled
+        if filled < frames:
+            outdata[filled:] = 0
+            stats.underflows += 1
+            state["started"] = False  # build the cushion up again
 
     writer = tmp = None
     if record is not None:
@@ -197,10 +235,15 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = new_temp(record)
         writer = sf.SoundFile(tmp, "w", rate, channels, subtype="PCM_16", format="WAV")
-    stream = _open_stream(sd, _device(input_dev), _device(output_dev), rate, channels, block, latency, callback)
     ok = False
     try:
-        with stream:
+        out_stream = _open(sd, "output", _device(output_dev), rate, channels, block, latency, on_output)
+        in_stream = _open(sd, "input", _device(input_dev), rate, channels, block, latency, on_input)
+        block_s = block / rate
+        # the input may arrive in bursts as large as its buffer: play once that much is queued
+        state["prefill"] = int(round(float(in_stream.latency) * rate)) + 2 * block
+        stats.device_latency = float(in_stream.latency) + float(out_stream.latency) + state["prefill"] / rate
+        with out_stream, in_stream:
             t0 = time.monotonic()
             while not (stop is not None and stop.is_set()):
                 if seconds is not None and time.monotonic() - t0 >= seconds:
@@ -221,6 +264,110 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
     return stats
 
 
+def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None, sink: str | None = None,
+              record: Path | None = None, seconds: float | None = None, block: int | None = None,
+              latency_ms: int = 30, display=None, stop: threading.Event | None = None) -> LiveStats:
+    """The same loop as :func:`run_live` through PulseAudio's own clients (``parec`` -> denoise ->
+    ``pacat``), for PulseAudio/PipeWire systems and the virtual microphone: PortAudio reaches
+    PulseAudio only through ALSA's plugin, whose input streams lost or repeated samples here
+    (measured), while the native protocol delivered every sample. Output underruns are counted
+    from ``pacat --verbose``; a block read more than ``8 * latency_ms`` behind the wall clock
+    counts as late (the server held it back, or we were slow)."""
+    import soundfile as sf
+
+    from .fileio import new_temp
+
+    for tool in ("parec", "pacat"):
+        if shutil.which(tool) is None:
+            raise DeviceError(f"{tool} is missing: install pulseaudio-utils (or use --audio portaudio)")
+    block = block or max(1, int(round(rate * 0.016)))
+    spec = ["--raw", "--format=float32le", f"--rate={rate}", f"--channels={channels}"]
+    rec_cmd = ["parec", *spec, f"--latency-msec={latency_ms}"] + ([f"--device={source}"] if source else [])
+    # playback gets three times the cushion: a slow block must not empty it (an underrun is a gap)
+    play_cmd = ["pacat", "--playback", "--verbose", *spec, f"--latency-msec={3 * latency_ms}"] + (
+        [f"--device={sink}"] if sink else [])
+    stats = LiveStats()
+    writer = tmp = None
+    if record is not None:
+        record = Path(record)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_temp(record)
+        writer = sf.SoundFile(tmp, "w", rate, channels, subtype="PCM_16", format="WAV")
+    errlog = tempfile.TemporaryFile("w+")
+    reader = subprocess.Popen(rec_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    player = None  # started with the first block: until then it would only run dry
+    nbytes = block * channels * 4
+    ok = False
+    try:
+        t0 = time.monotonic()
+        n_in = 0
+        while not (stop is not None and stop.is_set()):
+            if seconds is not None and time.monotonic() - t0 >= seconds:
+                break
+            data = reader.stdout.read(nbytes)
+            if player is None:
+                t0 = time.monotonic()  # the clock runs from the first sample (parec takes a while to start)
+                player = subprocess.Popen(play_cmd, stdin=subprocess.PIPE, stderr=errlog)
+                player.stdin.write(np.zeros((rate * 2 * latency_ms // 1000, channels), np.float32).tobytes())
+            if len(data) < nbytes:
+                err = reader.stderr.read().decode(errors="replace").strip().splitlines()
+                raise DeviceError(f"cannot record from {source or 'the default source'}: "
+                                  f"{err[0] if err else 'parec stopped'}")
+            started = time.perf_counter()
+            x = np.frombuffer(data, np.float32).reshape(block, channels)
+            y = denoiser.push(x if channels > 1 else x[:, 0]).reshape(block, channels)
+            try:
+                player.stdin.write(y.astype(np.float32).tobytes())
+                player.stdin.flush()
+            except BrokenPipeError:
+                errlog.seek(0)
+                err = errlog.read().strip().splitlines()
+                raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}") from None
+            if writer is not None:
+                writer.write(y)
+            took = time.perf_counter() - started
+            n_in += block
+            stats.blocks += 1
+            stats.busy.append(took * rate / block)
+            if len(stats.busy) > 200:
+                del stats.busy[:100]
+            if took > block / rate:
+                stats.slow += 1
+            if stats.blocks > 50 and (time.monotonic() - t0) * rate - n_in > 8 * latency_ms * rate / 1000:
+                stats.overflows += 1
+                t0 = time.monotonic() - n_in / rate  # count each fall-behind once
+            stats.peak_in = max(stats.peak_in * 0.9, float(np.abs(x).max(initial=0)))
+            stats.peak_out = max(stats.peak_out * 0.9, float(np.abs(y).max(initial=0)))
+            if display is not None and stats.blocks % 8 == 0:
+                display(stats)
+        ok = True
+    finally:
+        time.sleep(0.05)
+        errlog.seek(0)  # underruns while running (closing the pipe lets pacat run dry on purpose)
+        stats.underflows += sum("underrun" in line.lower() for line in errlog.read().splitlines())
+        reader.terminate()
+        try:
+            if player is not None:
+                player.stdin.close()
+        except OSError:
+            pass
+        for proc in (p for p in (reader, player) if p is not None):
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        errlog.close()
+        if writer is not None:
+            writer.close()  # a complete header even after Ctrl-C / SIGTERM
+            if stats.blocks or ok:
+                os.replace(tmp, record)
+            elif os.path.exists(tmp):
+                os.unlink(tmp)
+    stats.device_latency = 4 * latency_ms / 1000
+    return stats
+
+
 def _drain(recq: queue.Queue, writer) -> None:
     while True:
         try:
@@ -238,5 +385,5 @@ def meter(stats: LiveStats, stream=sys.stderr) -> None:
 
     cpu = 100 * float(np.mean(stats.busy[-50:])) if stats.busy else 0.0
     stream.write(f"\rin {db(stats.peak_in)} dB  out {db(stats.peak_out)} dB  CPU {cpu:5.1f} %  "
-                 f"dropped/late {stats.dropped}   ")
+                 f"dropped/late {stats.dropped}  slow {stats.slow}   ")
     stream.flush()

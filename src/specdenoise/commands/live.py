@@ -15,17 +15,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="0..1: how much noise to remove (1 = all)")
     parser.add_argument("--rate", type=int, default=16000, help="device sample rate in Hz (default 16000)")
     parser.add_argument("--channels", type=int, default=1, help="channels (default 1)")
+    parser.add_argument("--audio", choices=("portaudio", "pulse"),
+                        help="audio I/O: PortAudio (default; any sound card) or PulseAudio's own clients parec/pacat "
+                             "(default with --virtual-mic; --input/--output are then PulseAudio source/sink names)")
     parser.add_argument("--latency", default="0.2",
-                        help="device buffering in seconds, or low/high (PortAudio's; default 0.2 s, which "
-                             "PulseAudio through ALSA needs to deliver input at full speed)")
+                        help="PortAudio device buffering in seconds, or low/high (default 0.2 s, which "
+                             "PulseAudio through ALSA needs to deliver input at full speed); with --audio pulse: "
+                             "the server-side latency, default 30 ms")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference back end")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="onnx",
+                        help="inference back end (default onnx: several times faster per frame; the first start "
+                             "with a model exports it, later starts load it from ~/.cache/specdenoise)")
     parser.add_argument("--quiet", action="store_true", help="no live level/CPU line")
     parser.add_argument("--force", action="store_true", help="replace an existing --record file")
 
 
 def run(args) -> int:
-    import os
     import sys
     from pathlib import Path
 
@@ -48,20 +53,24 @@ def run(args) -> int:
     import contextlib
 
     from ..enhance import pretrained_path
-    from ..live import VirtualMic, meter, run_live
+    from ..live import VirtualMic, meter, run_live, run_pulse
     from ..streaming import StreamingDenoiser
 
     model = pretrained_path(args.model) if args.model == "default" else args.model
     denoiser = StreamingDenoiser(model, args.rate, channels=args.channels, strength=args.strength,
                                  backend=args.backend, threads=1)
     mic = VirtualMic(args.virtual_mic, args.rate, args.channels) if args.virtual_mic else contextlib.nullcontext()
+    audio = args.audio or ("pulse" if args.virtual_mic else "portaudio")
+    if args.virtual_mic and audio != "pulse":
+        raise ConfigError("--virtual-mic works through PulseAudio: leave out --audio or use --audio pulse")
     with mic:
         output = args.output
         if args.virtual_mic:
             if mic.removed_stale:
                 print(f"removed {mic.removed_stale} module(s) left by an earlier session", file=sys.stderr)
-            os.environ["PULSE_SINK"] = mic.sink  # PortAudio -> ALSA pulse plugin -> our sink
-            output = output or "pulse"
+            if output:
+                raise ConfigError("--virtual-mic is the output: leave out --output")
+            output = mic.sink
             print(f"virtual microphone {args.virtual_mic!r} ready: choose it as the microphone in your call app",
                   file=sys.stderr)
         print(f"latency {denoiser.latency_ms:.1f} ms (window, no look-ahead, resampling) + device buffers; "
@@ -69,15 +78,21 @@ def run(args) -> int:
         display = None if args.quiet or not sys.stderr.isatty() else meter
         stats = None
         try:
-            stats = run_live(denoiser, args.rate, args.channels, args.input, output, record=record,
-                             seconds=args.seconds, latency=latency, display=display)
+            if audio == "pulse":
+                ms = 30 if args.latency == "0.2" else int(round(1000 * latency)) if isinstance(latency, float) else 30
+                stats = run_pulse(denoiser, args.rate, args.channels, args.input, output, record=record,
+                                  seconds=args.seconds, latency_ms=ms, display=display)
+            else:
+                stats = run_live(denoiser, args.rate, args.channels, args.input, output, record=record,
+                                 seconds=args.seconds, latency=latency, display=display)
         finally:
             if display is not None:
                 print(file=sys.stderr)
     cpu = 100 * sum(stats.busy) / len(stats.busy) if stats.busy else 0.0
     print(f"{stats.blocks} blocks, dropped or late buffers: {stats.dropped} "
-          f"(input overflows {stats.overflows}, output underflows {stats.underflows}, late {stats.late}), "
-          f"CPU {cpu:.1f} % of real time")
+          f"(input overflows {stats.overflows}, output underflows {stats.underflows}); "
+          f"slow callbacks {stats.slow}; CPU {cpu:.1f} % of real time; "
+          f"latency {denoiser.latency_ms:.1f} ms algorithmic + {1000 * stats.device_latency:.0f} ms device buffers")
     if record is not None:
         print(f"recorded {shown(record)}")
     return 0

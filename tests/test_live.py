@@ -1,0 +1,270 @@
+"""``specdenoise live`` through a real PulseAudio server with no hardware (issue 11).
+
+The test starts its own ``pulseaudio`` daemon (private runtime folder) with two null sinks:
+``sd_mic`` (a noisy file is played into it with ``paplay``; its monitor is the microphone) and
+``sd_out`` (the speakers; its monitor is recorded with ``parec``). PortAudio reaches the server
+through ALSA's pulse plugin (Debian's libasound2-plugins), steered with PULSE_SOURCE/PULSE_SINK.
+What arrives is aligned with the offline output of the same model and must match it; with a
+model that denoises it must also improve SI-SDR by a fixed margin. The virtual microphone is
+recorded from the source it creates, and nothing may be left behind after exit or SIGKILL.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+import torch
+
+from specdenoise.enhance import Denoiser, pretrained_path
+from specdenoise.models import build_model, model_from_checkpoint, save_checkpoint, serialize
+
+RATE = 16000
+pytestmark = pytest.mark.slow
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is missing in CI (.ci/run installs pulseaudio and pulseaudio-utils)")
+        pytest.skip(f"{tool} is not installed (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)")
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory):
+    """A private PulseAudio daemon; yields the environment that reaches it."""
+    for tool in ("pulseaudio", "pactl", "paplay", "parec"):
+        _need(tool)
+    try:
+        import sounddevice  # noqa: F401
+    except OSError:
+        pytest.fail("libportaudio2 is missing") if os.environ.get("CI") else pytest.skip("libportaudio2 is missing")
+    runtime = tmp_path_factory.mktemp("pulse")
+    runtime.chmod(0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime), "PULSE_RUNTIME_PATH": str(runtime / "pulse")}
+    env.pop("PULSE_SERVER", None)
+    sinks = [f"--load=module-null-sink sink_name={name} rate={RATE} channels=1 format=float32le" for name in ("sd_mic", "sd_out")]
+    subprocess.run(["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes",
+                    "--load=module-native-protocol-unix", *sinks], env=env, check=True, timeout=30,
+                   capture_output=True)
+    for _ in range(100):
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    yield env
+    subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def model_ckpt(tmp_path_factory):
+    """The shipped model when it is causal (it denoises), else a random CRN (it only proves the
+    audio path: same samples out as offline)."""
+    shipped = pretrained_path("default")
+    if getattr(model_from_checkpoint(shipped), "causal", False):
+        return shipped, True
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("crn") / "crn.pt"
+    save_checkpoint(path, serialize(build_model("crn").eval()))
+    return path, False
+
+
+@pytest.fixture(scope="module")
+def mixture(shared_data, tmp_path_factory):
+    """Real speech + real noise at 0 dB SNR, 16 kHz, 5 s: (noisy file, clean, noisy)."""
+    speech_files = sorted((shared_data / "speech" / "librispeech_test-clean").rglob("*.flac"))
+    noise_files = sorted((shared_data / "noise" / "cafe_restaurant").rglob("*.flac")) or sorted(
+        (shared_data / "noise").rglob("*.flac"))
+    if not speech_files or not noise_files:
+        pytest.skip("no speech or noise recordings in the shared data")
+    n = 5 * RATE
+    parts, total = [], 0
+    for f in speech_files:
+        x, rate = sf.read(f, dtype="float32")
+        assert rate == RATE
+        parts.append(x)
+        total += len(x)
+        if total >= n:
+            break
+    clean = np.concatenate(parts)[:n]
+    noise, _ = sf.read(noise_files[0], dtype="float32", always_2d=True)
+    noise = np.tile(noise[:, 0], n // len(noise) + 1)[:n]
+    noise *= np.sqrt(np.mean(clean**2) / np.mean(noise**2))
+    scale = 0.5 / np.abs(clean + noise).max()
+    clean, noisy = clean * scale, (clean + noise) * scale
+    path = tmp_path_factory.mktemp("mix") / "noisy.wav"
+    sf.write(path, noisy, RATE, subtype="FLOAT")
+    return path, clean.astype(np.float32), noisy.astype(np.float32)
+
+
+def _sisdr(est: np.ndarray, ref: np.ndarray) -> float:
+    a = np.dot(est, ref) / np.dot(ref, ref)
+    return float(10 * np.log10(np.sum((a * ref) ** 2) / np.sum((est - a * ref) ** 2)))
+
+
+def _align(sig: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``sig`` cut to where ``ref`` lies in it (cross-correlation), ``len(ref)`` samples."""
+    corr = scipy.signal.fftconvolve(sig, ref[::-1], mode="full")
+    lag = int(np.argmax(np.abs(corr))) - (len(ref) - 1)
+    assert 0 <= lag <= len(sig) - len(ref), f"the played file is not all in the recording (lag {lag})"
+    return sig[lag : lag + len(ref)]
+
+
+def _live(env, *args, pulse_source="sd_mic.monitor", pulse_sink="sd_out", log: Path):
+    full = {**env, "PULSE_SOURCE": pulse_source, "PULSE_SINK": pulse_sink, "WANDB_MODE": "offline",
+            "OMP_NUM_THREADS": "1"}
+    out = open(log, "w")
+    return subprocess.Popen([sys.executable, "-m", "specdenoise", "live", *map(str, args)], env=full,
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _sources(env) -> str:
+    return subprocess.run(["pactl", "list", "short", "sources"], env=env, capture_output=True, text=True).stdout
+
+
+def _modules(env) -> str:
+    return subprocess.run(["pactl", "list", "short", "modules"], env=env, capture_output=True, text=True).stdout
+
+
+def _play_and_capture(env, proc, log: Path, source: str, noisy_file: Path, tmp_path: Path):
+    """Once live is running: record ``source`` (what live output) and the microphone (what live
+    heard: the server ramps a new stream's first samples, so it is not quite the file) with
+    parec while paplay plays the file into sd_mic."""
+    _wait_for(lambda: "latency" in log.read_text(), 300, "specdenoise live to start")  # may export ONNX first
+    raws = [tmp_path / "captured.raw", tmp_path / "mic.raw"]
+    recs = [subprocess.Popen(["parec", "-d", dev, "--raw", "--format=float32le", f"--rate={RATE}", "--channels=1"],
+                             env=env, stdout=open(raw, "wb")) for dev, raw in zip((source, "sd_mic.monitor"), raws)]
+    _wait_for(lambda: all(r.stat().st_size > 0 for r in raws), 60, "parec to start")
+    time.sleep(1.5)  # silence first: live's model state settles as it does on the offline reference
+    subprocess.run(["paplay", "-d", "sd_mic", str(noisy_file)], env=env, check=True, timeout=60)
+    time.sleep(2.0)  # the device buffers hold up to about half a second
+    for rec in recs:
+        rec.terminate()
+        rec.wait(timeout=10)
+    assert proc.wait(timeout=60) == 0, log.read_text()
+    return [np.fromfile(raw, dtype=np.float32) for raw in raws]
+
+
+def _reference(ckpt, mic: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, slice]:
+    """The model offline on what the microphone carried (silence first, then the file), and where
+    the file lies in it."""
+    offline = Denoiser.from_checkpoint(ckpt)(mic, RATE)
+    corr = scipy.signal.fftconvolve(mic, noisy[::-1], mode="full")
+    lag = int(np.argmax(np.abs(corr))) - (len(noisy) - 1)
+    assert lag >= RATE // 2 and lag + len(noisy) <= len(mic), f"file not found whole in the microphone ({lag})"
+    where = slice(lag, lag + len(noisy))
+    return offline[where], where
+
+
+def _check_audio(captured, mic, model_ckpt, mixture, log_text: str):
+    ckpt, denoises = model_ckpt
+    _, clean, noisy = mixture
+    offline, _ = _reference(ckpt, mic, noisy)
+    got = _align(captured, offline)
+    skip = RATE // 2  # leave the server's ramp at the start of the file out of the scores
+    match = _sisdr(got[skip:], offline[skip:])
+    assert match > 25, f"what arrived differs from the offline output (SI-SDR {match:.1f} dB)\n{log_text}"
+    assert "dropped or late buffers: 0 " in log_text, log_text
+    if not denoises:
+        pytest.skip("live output matched the offline output (asserted); SI-SDR improvement not checked: the shipped default model is not causal (a U-Net); "
+                    "it needs a causal default (crn) that denoises")
+    gain = _sisdr(got[skip:], clean[skip:]) - _sisdr(noisy[skip:], clean[skip:])
+    assert gain > 3.0, f"live output improves SI-SDR by only {gain:.1f} dB"
+
+
+def test_live_speakers(pulse, model_ckpt, mixture, tmp_path):
+    log = tmp_path / "live.log"
+    record = tmp_path / "played.wav"
+    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--record", record, "--audio", "pulse",
+                 "--input", "sd_mic.monitor", "--output", "sd_out", log=log)
+    captured, mic = _play_and_capture(pulse, proc, log, "sd_out.monitor", mixture[0], tmp_path)
+    text = log.read_text()
+    assert sf.info(record).frames > 5 * RATE
+    _check_audio(captured, mic, model_ckpt, mixture, text)
+
+
+def test_live_portaudio(pulse, model_ckpt, mixture, tmp_path):
+    """PortAudio (sounddevice) reaches the server through ALSA's pulse plugin. Its input streams
+    lose or repeat samples now and then in these containers (measured; the native path above
+    does not), so this test asks for less than exactness: the stream runs, and most of what
+    arrives at the sink is the offline output of the model, sample for sample."""
+    log = tmp_path / "live.log"
+    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--audio", "portaudio", log=log)
+    captured, mic = _play_and_capture(pulse, proc, log, "sd_out.monitor", mixture[0], tmp_path)
+    offline, _ = _reference(model_ckpt[0], mic, mixture[2])
+    got = _align(captured, offline)
+    quarter = RATE // 4
+    blocks = [_sisdr(got[i : i + quarter], offline[i : i + quarter]) for i in range(RATE, len(offline) - quarter, quarter)]
+    assert np.median(blocks) > 25, (blocks, log.read_text())
+    assert "dropped or late buffers:" in log.read_text()
+
+
+def test_virtual_mic_and_cleanup(pulse, model_ckpt, mixture, tmp_path):
+    log = tmp_path / "live.log"
+    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--virtual-mic", "sd_denoised", log=log)
+    _wait_for(lambda: "sd_denoised\t" in _sources(pulse), 300, "the virtual microphone")
+    captured, mic = _play_and_capture(pulse, proc, log, "sd_denoised", mixture[0], tmp_path)
+    assert "sd_denoised" not in _sources(pulse) and "specdenoise" not in _modules(pulse)
+    _check_audio(captured, mic, model_ckpt, mixture, log.read_text())
+
+
+def test_virtual_mic_stale_after_sigkill(pulse, model_ckpt, tmp_path):
+    log = tmp_path / "killed.log"
+    proc = _live(pulse, "--model", model_ckpt[0], "--virtual-mic", "sd_crash", log=log)
+    _wait_for(lambda: "latency" in log.read_text(), 300, "specdenoise live to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert "sd_crash\t" in _sources(pulse)  # a crash leaves its modules behind ...
+    log2 = tmp_path / "again.log"
+    again = _live(pulse, "--model", model_ckpt[0], "--virtual-mic", "sd_crash", "--seconds", 1, log=log2)
+    assert again.wait(timeout=300) == 0, log2.read_text()
+    assert "removed 2 module(s)" in log2.read_text()  # ... the next start removes them
+    assert "sd_crash" not in _sources(pulse) and "specdenoise" not in _modules(pulse)
+
+
+def test_sigterm_finishes_the_recording(pulse, model_ckpt, tmp_path):
+    log = tmp_path / "term.log"
+    record = tmp_path / "rec.wav"
+    proc = _live(pulse, "--model", model_ckpt[0], "--record", record, log=log)
+    _wait_for(lambda: "latency" in log.read_text(), 300, "specdenoise live to start")
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143, log.read_text()
+    info = sf.info(record)  # a complete WAV header
+    assert info.frames > 0 and info.samplerate == RATE
+    data, _ = sf.read(record)
+    assert len(data) == info.frames
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+
+
+def test_no_such_device_is_one_line(pulse, model_ckpt, tmp_path):
+    log = tmp_path / "bad.log"
+    proc = _live(pulse, "--model", model_ckpt[0], "--input", "no-such-device-xyz", "--seconds", 1, log=log)
+    assert proc.wait(timeout=300) == 1
+    errors = [line for line in log.read_text().splitlines() if line.startswith("specdenoise live:")]
+    assert len(errors) == 1 and "device" in errors[0], log.read_text()
+
+
+def test_unet_refused_for_live(pulse, tmp_path):
+    ckpt = tmp_path / "unet.pt"
+    save_checkpoint(ckpt, serialize(build_model("unet", base_channels=4, depth=2)))
+    log = tmp_path / "unet.log"
+    proc = _live(pulse, "--model", ckpt, "--seconds", 1, log=log)
+    assert proc.wait(timeout=120) == 1
+    assert "not causal" in log.read_text()
