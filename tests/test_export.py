@@ -84,3 +84,12 @@ def test_export_refuses_existing_output(crn_ckpt, tmp_path):
     proc = run_cli("export", crn_ckpt, "--onnx", out, "--streaming", check=False)
     assert proc.returncode == 1 and "exists" in proc.stderr
     assert out.read_bytes() == b"keep"
+
+
+def test_unet_offline_graph_backend(tmp_path, shared_data, rng):
+    """A non-causal model runs on onnxruntime through its offline graph (whole spectrogram)."""
+    torch.manual_seed(2)
+    model = build_model("unet", base_channels=4, depth=2).eval()
+    x = noisy_speech(shared_data, rng, 1.3, rate=22050)
+    np.testing.assert_allclose(Denoiser(model, backend="onnx", chunk_seconds=0.5)(x, 22050),
+                               Denoiser(model, chunk_seconds=0.5)(x, 22050), atol=1e-4)

@@ -268,3 +268,10 @@ def test_unet_refused_for_live(pulse, tmp_path):
     proc = _live(pulse, "--model", ckpt, "--seconds", 1, log=log)
     assert proc.wait(timeout=120) == 1
     assert "not causal" in log.read_text()
+
+
+def test_list_devices(pulse, tmp_path):
+    log = tmp_path / "devices.log"
+    proc = _live(pulse, "--list-devices", log=log)
+    assert proc.wait(timeout=60) == 0, log.read_text()
+    assert "pulse" in log.read_text()

@@ -162,6 +162,8 @@ class Denoiser:
     happens at the input's rate (the whole band keeps at least ``1 - strength`` of the input).
     ``chunk_seconds`` bounds memory; ``context_seconds`` is a minimum: the context is widened to
     the model's receptive field when that is larger, so chunking never changes the output.
+    ``backend="onnx"`` runs the model exported to ONNX on onnxruntime (the streaming graph for a
+    causal model, the whole-spectrogram graph otherwise; exported once, then cached).
     """
 
     def __init__(self, model, strength: float = 1.0, chunk_seconds: float = 10.0,

@@ -155,6 +155,9 @@ def _open(sd, kind: str, device, rate: int, channels: int, block: int, latency, 
             raise DeviceError(f"the {kind} device does not support {rate} Hz ({text}); try another --rate") from None
         if "busy" in lowered or "unavailable" in lowered:
             raise DeviceError(f"the {kind} device is busy ({text})") from None
+        if "device -1" in lowered:  # PortAudio has no default device of this kind
+            raise DeviceError(f"no {kind} device found (no sound card or sound server); "
+                              "see specdenoise live --list-devices") from None
         if "no such" in lowered or "no input" in lowered or "no output" in lowered or "matching" in lowered \
                 or "not found" in lowered or "invalid device" in lowered or "channels" in lowered:
             raise DeviceError(f"no usable {kind} device ({text}); see specdenoise live --list-devices") from None
