@@ -51,7 +51,8 @@ def pulse(tmp_path_factory):
     runtime.chmod(0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime), "PULSE_RUNTIME_PATH": str(runtime / "pulse")}
     env.pop("PULSE_SERVER", None)
-    sinks = [f"--load=module-null-sink sink_name={name} rate={RATE} channels=1 format=float32le" for name in ("sd_mic", "sd_out")]
+    sinks = [f"--load=module-null-sink sink_name={name} rate={RATE} channels=1 format=float32le norewinds=1"
+             for name in ("sd_mic", "sd_out")]  # no rewinds when a client connects (as --virtual-mic)
     subprocess.run(["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes",
                     "--load=module-native-protocol-unix", *sinks], env=env, check=True, timeout=30,
                    capture_output=True)

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import SpecdenoiseError
 
-OWNER = "specdenoise.live"  # module property that marks what we load
+OWNER = "specdenoise.live.pid"  # module property that marks what we load, with the loading process's id
 
 
 class DeviceError(SpecdenoiseError):
@@ -49,12 +49,26 @@ def _pactl(*args: str) -> str:
     return proc.stdout
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stale_modules() -> list[str]:
-    """Ids of pactl modules a specdenoise session loaded (still there after a crash)."""
+    """Ids of pactl modules loaded by a specdenoise session whose process is gone (a crash);
+    another session still running keeps its own."""
+    import re
+
     ids = []
     for line in _pactl("list", "short", "modules").splitlines():
         parts = line.split("\t")
-        if len(parts) >= 3 and OWNER in parts[2]:
+        found = re.search(re.escape(OWNER) + r"=(\d+)", parts[2]) if len(parts) >= 3 else None
+        if found and (int(found.group(1)) == os.getpid() or not _alive(int(found.group(1)))):
             ids.append(parts[0])
     return ids
 
@@ -83,16 +97,18 @@ class VirtualMic:
 
     def __enter__(self) -> "VirtualMic":
         self.removed_stale = remove_stale()
-        taken = {line.split("\t")[1] for line in _pactl("list", "short", "sources").splitlines() if "\t" in line}
+        taken = {line.split("\t")[1] for kind in ("sources", "sinks")
+                 for line in _pactl("list", "short", kind).splitlines() if "\t" in line}
         if self.name in taken or self.sink in taken:
             raise DeviceError(f"a source named {self.name!r} already exists (not ours): choose another --virtual-mic name")
-        props = f"device.description={self.name}-denoised-output {OWNER}=1"
+        mark = f"{OWNER}={os.getpid()}"
+        props = f"device.description={self.name}-denoised-output {mark}"
         self.modules.append(_pactl("load-module", "module-null-sink", f"sink_name={self.sink}",
-                                   f"rate={self.rate}", f"channels={self.channels}",
+                                   f"rate={self.rate}", f"channels={self.channels}", "norewinds=1",
                                    f"sink_properties='{props}'").strip())
         self.modules.append(_pactl("load-module", "module-remap-source", f"master={self.sink}.monitor",
                                    f"source_name={self.name}",
-                                   f"source_properties='device.description={self.name} {OWNER}=1'").strip())
+                                   f"source_properties='device.description={self.name} {mark}'").strip())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -115,6 +131,7 @@ class LiveStats:
     busy: list = field(default_factory=list)  # processing seconds / block seconds, recent blocks
     peak_in: float = 0.0
     peak_out: float = 0.0
+    max_write: float = 0.0  # longest wait writing to the output (pacat), seconds
     device_latency: float = 0.0  # seconds of buffering in PortAudio and our FIFO, on top of the algorithm
 
     @property
@@ -274,7 +291,8 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
     ``pacat``), for PulseAudio/PipeWire systems and the virtual microphone: PortAudio reaches
     PulseAudio only through ALSA's plugin, whose input streams lost or repeated samples here
     (measured), while the native protocol delivered every sample. Output underruns are counted
-    from ``pacat --verbose``; a block read more than ``8 * latency_ms`` behind the wall clock
+    from ``pacat --verbose``, from half a second after the first block (the two streams start
+    at different moments); a block read more than ``8 * latency_ms`` behind the wall clock
     counts as late (the server held it back, or we were slow)."""
     import soundfile as sf
 
@@ -297,8 +315,21 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
         tmp = new_temp(record)
         writer = sf.SoundFile(tmp, "w", rate, channels, subtype="PCM_16", format="WAV")
     errlog = tempfile.TemporaryFile("w+")
+    # the player first, ready before the first block (a player still connecting blocked our
+    # writes for a second, measured); underruns before the first block are only the wait for it
+    player = subprocess.Popen(play_cmd, stdin=subprocess.PIPE, stderr=errlog)
+    ready_by = time.monotonic() + 20
+    while time.monotonic() < ready_by and player.poll() is None:
+        errlog.seek(0)
+        if "Connected to device" in errlog.read():
+            break
+        time.sleep(0.02)
+    if player.poll() is not None:
+        errlog.seek(0)
+        err = [line for line in errlog.read().strip().splitlines() if line.strip()]
+        raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}")
     reader = subprocess.Popen(rec_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    player = None  # started with the first block: until then it would only run dry
+    baseline = None  # pacat's underrun count half a second after the first block (start-up over)
     nbytes = block * channels * 4
     ok = False
     try:
@@ -308,9 +339,11 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
             if seconds is not None and time.monotonic() - t0 >= seconds:
                 break
             data = reader.stdout.read(nbytes)
-            if player is None:
+            if n_in == block * int(0.5 * rate / block):  # start-up settled: count underruns from here
+                errlog.seek(0)
+                baseline = errlog.read().lower().count("underrun")
+            if n_in == 0:
                 t0 = time.monotonic()  # the clock runs from the first sample (parec takes a while to start)
-                player = subprocess.Popen(play_cmd, stdin=subprocess.PIPE, stderr=errlog)
                 player.stdin.write(np.zeros((rate * 2 * latency_ms // 1000, channels), np.float32).tobytes())
             if len(data) < nbytes:
                 err = reader.stderr.read().decode(errors="replace").strip().splitlines()
@@ -319,6 +352,7 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
             started = time.perf_counter()
             x = np.frombuffer(data, np.float32).reshape(block, channels)
             y = denoiser.push(x if channels > 1 else x[:, 0]).reshape(block, channels)
+            took = time.perf_counter() - started  # the denoising itself (writing may wait for pacat)
             try:
                 player.stdin.write(y.astype(np.float32).tobytes())
                 player.stdin.flush()
@@ -328,7 +362,7 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
                 raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}") from None
             if writer is not None:
                 writer.write(y)
-            took = time.perf_counter() - started
+            stats.max_write = max(stats.max_write, time.perf_counter() - started - took)
             n_in += block
             stats.blocks += 1
             stats.busy.append(took * rate / block)
@@ -347,11 +381,10 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
     finally:
         time.sleep(0.05)
         errlog.seek(0)  # underruns while running (closing the pipe lets pacat run dry on purpose)
-        stats.underflows += sum("underrun" in line.lower() for line in errlog.read().splitlines())
+        stats.underflows += max(0, errlog.read().lower().count("underrun") - (baseline or 0)) if baseline is not None else 0
         reader.terminate()
         try:
-            if player is not None:
-                player.stdin.close()
+            player.stdin.close()
         except OSError:
             pass
         for proc in (p for p in (reader, player) if p is not None):

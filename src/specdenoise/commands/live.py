@@ -92,7 +92,8 @@ def run(args) -> int:
     print(f"{stats.blocks} blocks, dropped or late buffers: {stats.dropped} "
           f"(input overflows {stats.overflows}, output underflows {stats.underflows}); "
           f"slow callbacks {stats.slow}; CPU {cpu:.1f} % of real time; "
-          f"latency {denoiser.latency_ms:.1f} ms algorithmic + {1000 * stats.device_latency:.0f} ms device buffers")
+          f"latency {denoiser.latency_ms:.1f} ms algorithmic + {1000 * stats.device_latency:.0f} ms device buffers"
+          + (f"; longest output wait {1000 * stats.max_write:.0f} ms" if stats.max_write else ""))
     if record is not None:
         print(f"recorded {shown(record)}")
     return 0
