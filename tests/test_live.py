@@ -26,6 +26,7 @@ import torch
 
 from specdenoise.enhance import Denoiser, pretrained_path
 from specdenoise.models import build_model, model_from_checkpoint, save_checkpoint, serialize
+from specdenoise.streaming import StreamingDenoiser
 
 RATE = 16000
 pytestmark = pytest.mark.slow
@@ -162,21 +163,40 @@ def _play_and_capture(env, proc, log: Path, source: str, noisy_file: Path, tmp_p
     return [np.fromfile(raw, dtype=np.float32) for raw in raws]
 
 
-def _reference(ckpt, mic: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, slice]:
-    """The model offline on what the microphone carried (silence first, then the file), and where
-    the file lies in it."""
-    offline = Denoiser.from_checkpoint(ckpt)(mic, RATE)
-    corr = scipy.signal.fftconvolve(mic, noisy[::-1], mode="full")
-    lag = int(np.argmax(np.abs(corr))) - (len(noisy) - 1)
-    assert lag >= RATE // 2 and lag + len(noisy) <= len(mic), f"file not found whole in the microphone ({lag})"
-    where = slice(lag, lag + len(noisy))
-    return offline[where], where
+def _lag(sig: np.ndarray, ref: np.ndarray) -> int:
+    corr = scipy.signal.fftconvolve(sig, ref[::-1], mode="full")
+    return int(np.argmax(np.abs(corr))) - (len(ref) - 1)
 
 
-def _check_audio(captured, mic, model_ckpt, mixture, log_text: str):
+def _reference(ckpt, mic: np.ndarray, noisy: np.ndarray, played: np.ndarray, latency: int) -> np.ndarray:
+    """The model offline on what live heard: silence, then the microphone from the file's start
+    (what the server delivered), placed at the same offset as in live's stream: a model on STFT
+    frames is not shift-invariant, so the offset matters to the sample. ``played`` is live's own
+    recording of its output (the offline output exactly ``latency`` samples late); the offset
+    is the one, within 300 samples of the correlation peak, whose first 1.5 s match it."""
+    start = _lag(mic, noisy)
+    assert start >= RATE // 2 and start + len(noisy) <= len(mic), f"file not found whole in the microphone ({start})"
+    heard = mic[start : start + len(noisy)]
+    guess = _lag(played, noisy) - latency
+    offsets = [o for o in range(max(0, guess - 300), guess + 300) if o + latency + len(heard) <= len(played)]
+    assert offsets, "live's recording does not hold the whole file"
+    model = model_from_checkpoint(ckpt)
+    n, top = int(1.5 * RATE), max(offsets)
+    batch = np.zeros((len(offsets), top + n), np.float32)
+    for i, o in enumerate(offsets):
+        batch[i, o : o + n] = heard[:n]
+    with torch.inference_mode():
+        out = model.enhance(torch.from_numpy(batch)).numpy()
+    scores = [_sisdr(played[o + latency : o + latency + n - 512], out[i, o : o + n - 512]) for i, o in enumerate(offsets)]
+    offset = offsets[int(np.argmax(scores))]
+    den = Denoiser.from_checkpoint(ckpt)
+    return den(np.concatenate([np.zeros(offset, np.float32), heard]), RATE)[offset:]
+
+
+def _check_audio(captured, mic, played, model_ckpt, mixture, log_text: str):
     ckpt, denoises = model_ckpt
     _, clean, noisy = mixture
-    offline, _ = _reference(ckpt, mic, noisy)
+    offline = _reference(ckpt, mic, noisy, played, StreamingDenoiser(ckpt, RATE).latency_samples)
     got = _align(captured, offline)
     skip = RATE // 2  # leave the server's ramp at the start of the file out of the scores
     match = _sisdr(got[skip:], offline[skip:])
@@ -196,8 +216,8 @@ def test_live_speakers(pulse, model_ckpt, mixture, tmp_path):
                  "--input", "sd_mic.monitor", "--output", "sd_out", log=log)
     captured, mic = _play_and_capture(pulse, proc, log, "sd_out.monitor", mixture[0], tmp_path)
     text = log.read_text()
-    assert sf.info(record).frames > 5 * RATE
-    _check_audio(captured, mic, model_ckpt, mixture, text)
+    played, _ = sf.read(record, dtype="float32")
+    _check_audio(captured, mic, played, model_ckpt, mixture, text)
 
 
 def test_live_portaudio(pulse, model_ckpt, mixture, tmp_path):
@@ -206,9 +226,11 @@ def test_live_portaudio(pulse, model_ckpt, mixture, tmp_path):
     does not), so this test asks for less than exactness: the stream runs, and most of what
     arrives at the sink is the offline output of the model, sample for sample."""
     log = tmp_path / "live.log"
-    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--audio", "portaudio", log=log)
+    record = tmp_path / "played.wav"
+    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--audio", "portaudio", "--record", record, log=log)
     captured, mic = _play_and_capture(pulse, proc, log, "sd_out.monitor", mixture[0], tmp_path)
-    offline, _ = _reference(model_ckpt[0], mic, mixture[2])
+    played, _ = sf.read(record, dtype="float32")
+    offline = _reference(model_ckpt[0], mic, mixture[2], played, StreamingDenoiser(model_ckpt[0], RATE).latency_samples)
     got = _align(captured, offline)
     quarter = RATE // 4
     blocks = [_sisdr(got[i : i + quarter], offline[i : i + quarter]) for i in range(RATE, len(offline) - quarter, quarter)]
@@ -218,11 +240,14 @@ def test_live_portaudio(pulse, model_ckpt, mixture, tmp_path):
 
 def test_virtual_mic_and_cleanup(pulse, model_ckpt, mixture, tmp_path):
     log = tmp_path / "live.log"
-    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--virtual-mic", "sd_denoised", log=log)
+    record = tmp_path / "played.wav"
+    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--virtual-mic", "sd_denoised", "--record", record,
+                 log=log)
     _wait_for(lambda: "sd_denoised\t" in _sources(pulse), 300, "the virtual microphone")
     captured, mic = _play_and_capture(pulse, proc, log, "sd_denoised", mixture[0], tmp_path)
     assert "sd_denoised" not in _sources(pulse) and "specdenoise" not in _modules(pulse)
-    _check_audio(captured, mic, model_ckpt, mixture, log.read_text())
+    played, _ = sf.read(record, dtype="float32")
+    _check_audio(captured, mic, played, model_ckpt, mixture, log.read_text())
 
 
 def test_virtual_mic_stale_after_sigkill(pulse, model_ckpt, tmp_path):
