@@ -10,8 +10,13 @@ from specdenoise.demo import load_example
 from specdenoise.enhance import Denoiser, pretrained_path
 from specdenoise.metrics import si_sdr, stoi
 
-# Measured with the shipped model (docs/MODEL_CARD.md); a regression below these fails.
-GOLDEN_SI_SDR_GAIN_DB = {"example1": 8.0, "example2": 5.0}  # measured: +9.10 and +6.15 dB
+# Measured with each shipped model (docs/MODEL_CARD.md); a regression below these fails.
+# default (causal CRN, 0.3): measured +7.82 and +6.50 dB (the U-Net's 8.0 dB margin on example1
+# does not hold: 0.18 dB short, see the model card); unet (0.2): measured +9.10 and +6.15 dB.
+GOLDEN_SI_SDR_GAIN_DB = {
+    ("default", "example1"): 7.0, ("default", "example2"): 5.0,
+    ("unet", "example1"): 8.0, ("unet", "example2"): 5.0,
+}
 
 
 def test_demo_writes_wav_and_picture(tmp_path):
@@ -31,13 +36,16 @@ def test_shipped_model_is_small_and_carries_its_config():
     package = torch.load(path, weights_only=True)
     assert package["sample_rate"] == 16000 and package["stft"]["n_fft"] == 512
     assert "train_state" not in package and package["config"]["data"]["split_seed"] == 0
+    assert package["model"]["name"] == "crn" and pretrained_path("realtime") == path  # causal: it also runs live
+    held_out = set(package["config"]["data"]["exclude_noise_categories"])
+    assert {"aircraft", "boat"} <= held_out  # the generalisation check of docs/RESULTS.md relies on it
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN_SI_SDR_GAIN_DB))
-def test_golden_si_sdr_gain_on_shipped_examples(name):
+@pytest.mark.parametrize("model,name", sorted(GOLDEN_SI_SDR_GAIN_DB))
+def test_golden_si_sdr_gain_on_shipped_examples(model, name):
     noisy, clean, sr, _ = load_example(name)
-    denoised = Denoiser.from_pretrained()(noisy, sr)
+    denoised = Denoiser.from_pretrained(model)(noisy, sr)
     gain = si_sdr(clean, denoised) - si_sdr(clean, noisy)
-    assert gain >= GOLDEN_SI_SDR_GAIN_DB[name], f"{name}: SI-SDR gain {gain:.2f} dB"
+    assert gain >= GOLDEN_SI_SDR_GAIN_DB[model, name], f"{model} on {name}: SI-SDR gain {gain:.2f} dB"
     assert stoi(clean, denoised, sr) >= stoi(clean, noisy, sr) - 0.02  # example2: 0.965 -> 0.954
     assert len(denoised) == len(noisy) and np.isfinite(denoised).all()

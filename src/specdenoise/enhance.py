@@ -29,7 +29,9 @@ from .errors import AudioError, CheckpointError, ConfigError, shown
 from .fileio import new_temp
 from .models import model_from_checkpoint
 
-PRETRAINED = {"default": "default.pt"}
+# default: the causal CRN (0.3); realtime: the same causal model by the name live users look for;
+# unet: the previous default (the 2-D U-Net of 0.2), kept as the seed family's baseline.
+PRETRAINED = {"default": "default.pt", "realtime": "default.pt", "unet": "unet.pt"}
 
 
 def pretrained_path(name: str = "default") -> Path:
