@@ -8,7 +8,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (WAV/FLAC/OGG) or folders (recursive)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT",
                         help="output folder (the input tree is kept), or a file name for a single input file")
-    parser.add_argument("--model", default="default", help="'default' (shipped) or a checkpoint path")
+    parser.add_argument("--model", default="default", help="a shipped model (default, realtime = the same causal CRN, unet = the previous U-Net) or a checkpoint path")
     strength = parser.add_mutually_exclusive_group()
     strength.add_argument("--strength", type=float, default=1.0, help="0..1: how much noise to remove (1 = all)")
     strength.add_argument("--atten-limit-db", type=float, help="cap the noise attenuation at this many dB (instead of --strength)")
@@ -27,7 +27,7 @@ def run(args) -> int:
     import torch
 
     from ..batch import plan
-    from ..enhance import Denoiser, denoise_file
+    from ..enhance import PRETRAINED, Denoiser, denoise_file
     from ..errors import ConfigError, SpecdenoiseError, shown
 
     cpus = os.cpu_count() or 1
@@ -41,7 +41,7 @@ def run(args) -> int:
     jobs, single = plan(args.inputs, args.out)  # every output decided before anything is written
     if not jobs:
         raise SpecdenoiseError(f"no audio files found in {', '.join(shown(i) for i in args.inputs)}")
-    denoiser = (Denoiser.from_pretrained(**kwargs) if args.model == "default"
+    denoiser = (Denoiser.from_pretrained(args.model, **kwargs) if args.model in PRETRAINED
                 else Denoiser.from_checkpoint(args.model, **kwargs))
     from tqdm import tqdm
 

@@ -5,7 +5,7 @@ HELP = "export a model to ONNX (--streaming: one frame at a time with its state,
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="'default' (shipped) or a checkpoint path")
+    parser.add_argument("model", metavar="MODEL", help="a shipped model (default, realtime = the same causal CRN, unet = the previous U-Net) or a checkpoint path")
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the graph")
     parser.add_argument("--streaming", action="store_true",
                         help="frame-by-frame graph that takes and returns the state tensors (causal models only)")
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..enhance import pretrained_path
+    from ..enhance import PRETRAINED, pretrained_path
     from ..errors import ConfigError, shown
     from ..export import export_onnx, onnx_metadata
     from ..models import model_from_checkpoint
@@ -23,7 +23,7 @@ def run(args) -> int:
     target = Path(args.onnx)
     if target.exists() and not args.force:
         raise ConfigError(f"{shown(target)}: output exists (use --force to replace it)")
-    model = model_from_checkpoint(pretrained_path(args.model) if args.model == "default" else args.model)
+    model = model_from_checkpoint(pretrained_path(args.model) if args.model in PRETRAINED else args.model)
     export_onnx(model, target, streaming=args.streaming)
     meta = onnx_metadata(target)
     kind = "streaming (one frame + state per call)" if args.streaming else "offline (whole spectrogram)"

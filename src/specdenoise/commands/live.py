@@ -6,7 +6,7 @@ HELP = "denoise the microphone live (PortAudio), optionally as a virtual microph
 
 def add_arguments(parser) -> None:
     parser.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    parser.add_argument("--model", default="default", help="'default' (shipped) or a checkpoint of a causal model")
+    parser.add_argument("--model", default="default", help="a shipped model (default or realtime: the causal CRN) or a checkpoint of a causal model")
     parser.add_argument("--input", metavar="DEV", help="input device (number or name; default: the system's)")
     parser.add_argument("--output", metavar="DEV", help="output device (number or name; default: the system's)")
     parser.add_argument("--virtual-mic", metavar="NAME",
@@ -52,11 +52,11 @@ def run(args) -> int:
             raise ConfigError(f"{shown(record)}: output exists (use --force to replace it)")
     import contextlib
 
-    from ..enhance import pretrained_path
+    from ..enhance import PRETRAINED, pretrained_path
     from ..live import VirtualMic, meter, run_live, run_pulse
     from ..streaming import StreamingDenoiser
 
-    model = pretrained_path(args.model) if args.model == "default" else args.model
+    model = pretrained_path(args.model) if args.model in PRETRAINED else args.model
     denoiser = StreamingDenoiser(model, args.rate, channels=args.channels, strength=args.strength,
                                  backend=args.backend, threads=1)
     mic = VirtualMic(args.virtual_mic, args.rate, args.channels) if args.virtual_mic else contextlib.nullcontext()

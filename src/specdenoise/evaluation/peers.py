@@ -231,15 +231,17 @@ class ModelSystem:
     """One of our models behind the system interface; loaded once, outside any timing."""
 
     def __init__(self, spec: str) -> None:
-        if spec != "default" and not Path(spec).is_file():
+        from ..enhance import PRETRAINED
+
+        if spec not in PRETRAINED and not Path(spec).is_file():
             raise SpecdenoiseError(f"checkpoint not found: {spec} (use --model default for the shipped model)")
         try:
             from ..enhance import Denoiser
-        except ImportError as exc:
+        except ImportError as exc:  # pragma: no cover
             raise SpecdenoiseError(f"the specdenoise model system is unavailable ({exc})") from None
-        if spec == "default":
-            self.name = "specdenoise"
-            self.denoiser = Denoiser.from_pretrained()
+        if spec in PRETRAINED:
+            self.name = "specdenoise" if spec == "default" else f"specdenoise:{spec}"
+            self.denoiser = Denoiser.from_pretrained(spec)
         else:
             path = Path(spec)
             self.name = f"specdenoise:{path.stem}"

@@ -64,9 +64,9 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
     of it that differ only in strength and share its weights."""
     config = config or ServeConfig()
     if denoiser is None:
-        from ..enhance import Denoiser
+        from ..enhance import PRETRAINED, Denoiser
 
-        denoiser = (Denoiser.from_pretrained() if config.model == "default"
+        denoiser = (Denoiser.from_pretrained(config.model) if config.model in PRETRAINED
                     else Denoiser.from_checkpoint(config.model))
     state: dict = {}
 
