@@ -185,8 +185,9 @@ def _reference(ckpt, mic: np.ndarray, noisy: np.ndarray, played: np.ndarray, lat
     batch = np.zeros((len(offsets), top + n), np.float32)
     for i, o in enumerate(offsets):
         batch[i, o : o + n] = heard[:n]
-    with torch.inference_mode():
-        out = model.enhance(torch.from_numpy(batch)).numpy()
+    with torch.inference_mode():  # in slices: the whole batch at once needed ~14 GB
+        out = np.concatenate([model.enhance(torch.from_numpy(batch[i : i + 24])).numpy()
+                              for i in range(0, len(batch), 24)])
     scores = [_sisdr(played[o + latency : o + latency + n - 512], out[i, o : o + n - 512]) for i, o in enumerate(offsets)]
     offset = offsets[int(np.argmax(scores))]
     den = Denoiser.from_checkpoint(ckpt)
