@@ -181,9 +181,9 @@ def test_model_systems_are_built_through_the_denoiser_api(monkeypatch, tmp_path)
             self.source = source
 
         @classmethod
-        def from_pretrained(cls):
-            loaded.append("pretrained")
-            return cls("pretrained")
+        def from_pretrained(cls, name="default"):
+            loaded.append(f"pretrained:{name}")
+            return cls(name)
 
         @classmethod
         def from_checkpoint(cls, path):
@@ -196,12 +196,14 @@ def test_model_systems_are_built_through_the_denoiser_api(monkeypatch, tmp_path)
 
     fake = types.ModuleType("specdenoise.enhance")
     fake.Denoiser = FakeDenoiser
+    fake.PRETRAINED = {"default": "default.pt", "unet": "unet.pt"}
     monkeypatch.setitem(sys.modules, "specdenoise.enhance", fake)
     checkpoint = tmp_path / "best.pt"
     checkpoint.write_bytes(b"stand-in")
-    systems = peers.build_systems(["default", str(checkpoint), str(checkpoint)], ["noisy"])
-    assert [name for name, _ in systems] == ["noisy", "specdenoise", "specdenoise:best", "specdenoise:best#2"]
-    assert loaded == ["pretrained", "best.pt", "best.pt"]
+    systems = peers.build_systems(["default", str(checkpoint), str(checkpoint), "unet"], ["noisy"])
+    assert [name for name, _ in systems] == ["noisy", "specdenoise", "specdenoise:best", "specdenoise:best#2",
+                                             "specdenoise:unet"]
+    assert loaded == ["pretrained:default", "best.pt", "best.pt", "pretrained:unet"]
     signal = np.ones(100, np.float32)
     assert np.allclose(systems[1][1](signal, 16000), 0.5)
 
