@@ -77,29 +77,43 @@ def tiny_cache(tmp_path_factory, tiny_corpus) -> Path:
     return out
 
 
-def noisy_speech(data: Path, rng: np.random.Generator, seconds: float, rate: int = 16000,
-                 channels: int | None = None, snr_db: float = 5.0, peak: float = 0.5) -> np.ndarray:
-    """Real LibriSpeech speech plus a real noise recording, at ``rate``; (n,) or (channels, n)."""
+def speech_and_noise_files(data: Path) -> tuple[list[Path], list[Path]]:
     speech_files = sorted((data / "speech" / "librispeech_train-clean-100").rglob("*.flac"))
     noise_files = sorted((data / "noise").rglob("*.flac"))
     if not speech_files or not noise_files:
         pytest.skip(f"no LibriSpeech speech or noise recordings under {data}")
-    need = max(1, int(round(seconds * 16000)))
+    return speech_files, noise_files
+
+
+def real_speech(speech_files: list[Path], rng: np.random.Generator, need: int) -> np.ndarray:
+    """``need`` samples of consecutive LibriSpeech utterances from a random start file."""
     parts, total, i = [], 0, int(rng.integers(len(speech_files)))
     while total < need:
         x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
         parts.append(x)
         total += len(x)
         i += 1
-    speech = np.concatenate(parts)[:need]
-    out = []
-    for _ in range(channels or 1):
-        noise, _ = sf.read(noise_files[int(rng.integers(len(noise_files)))], dtype="float32")
-        noise = np.tile(noise, need // len(noise) + 2)
-        start = int(rng.integers(len(noise) - need))
-        noise = noise[start : start + need]
-        gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
-        out.append(speech + gain * noise)
+    return np.concatenate(parts)[:need]
+
+
+def noise_at_snr(noise_files: list[Path], rng: np.random.Generator, speech: np.ndarray, snr_db: float) -> np.ndarray:
+    """A random excerpt of a random real noise recording, scaled to ``snr_db`` below ``speech``."""
+    need = len(speech)
+    noise, _ = sf.read(noise_files[int(rng.integers(len(noise_files)))], dtype="float32")
+    if noise.ndim == 2:
+        noise = noise.mean(axis=1)
+    noise = np.tile(noise, need // len(noise) + 2)
+    start = int(rng.integers(len(noise) - need))
+    noise = noise[start : start + need]
+    return noise * np.sqrt(np.mean(speech**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
+
+
+def noisy_speech(data: Path, rng: np.random.Generator, seconds: float, rate: int = 16000,
+                 channels: int | None = None, snr_db: float = 5.0, peak: float = 0.5) -> np.ndarray:
+    """Real LibriSpeech speech plus a real noise recording, at ``rate``; (n,) or (channels, n)."""
+    speech_files, noise_files = speech_and_noise_files(data)
+    speech = real_speech(speech_files, rng, max(1, int(round(seconds * 16000))))
+    out = [speech + noise_at_snr(noise_files, rng, speech, snr_db) for _ in range(channels or 1)]
     mix = np.stack(out)
     if rate != 16000:
         mix = np.ascontiguousarray(soxr.resample(mix.T, 16000, rate, quality="HQ").T)

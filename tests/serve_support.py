@@ -11,32 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-import soundfile as sf
+
+from conftest import noise_at_snr, real_speech, speech_and_noise_files
 
 
 def clean_and_noisy(data: Path, rng: np.random.Generator, seconds: float, snr_db: float = 5.0):
     """(clean, noisy) float32 at 16 kHz: real LibriSpeech speech plus a real noise recording."""
-    speech_files = sorted((data / "speech" / "librispeech_train-clean-100").rglob("*.flac"))
-    noise_files = sorted((data / "noise").rglob("*.flac"))
-    if not speech_files or not noise_files:
-        pytest.skip(f"no LibriSpeech speech or noise recordings under {data}")
-    need = int(round(seconds * 16000))
-    parts, total, i = [], 0, int(rng.integers(len(speech_files)))
-    while total < need:
-        x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
-        parts.append(x)
-        total += len(x)
-        i += 1
-    clean = np.concatenate(parts)[:need]
-    noise, _ = sf.read(noise_files[int(rng.integers(len(noise_files)))], dtype="float32")
-    if noise.ndim == 2:
-        noise = noise.mean(axis=1)
-    noise = np.tile(noise, need // len(noise) + 2)
-    start = int(rng.integers(len(noise) - need))
-    noise = noise[start : start + need]
-    gain = np.sqrt(np.mean(clean**2) / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
-    noisy = clean + gain * noise
+    speech_files, noise_files = speech_and_noise_files(data)
+    clean = real_speech(speech_files, rng, int(round(seconds * 16000)))
+    noisy = clean + noise_at_snr(noise_files, rng, clean, snr_db)
     scale = 0.5 / np.abs(noisy).max()
     return (clean * scale).astype(np.float32), (noisy * scale).astype(np.float32)
 
