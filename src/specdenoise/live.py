@@ -138,6 +138,17 @@ class LiveStats:
     def dropped(self) -> int:
         return self.overflows + self.underflows  # audio lost, or played late (a gap)
 
+    def record_block(self, took: float, samples: int, rate: int, x: np.ndarray, y: np.ndarray) -> None:
+        """Account one processed block (both audio paths): CPU share, slow blocks, decaying peaks."""
+        self.blocks += 1
+        self.busy.append(took * rate / samples)
+        if len(self.busy) > 200:
+            del self.busy[:100]
+        if took > samples / rate:
+            self.slow += 1
+        self.peak_in = max(self.peak_in * 0.9, float(np.abs(x).max(initial=0)))
+        self.peak_out = max(self.peak_out * 0.9, float(np.abs(y).max(initial=0)))
+
 
 def list_devices() -> str:
     sd = _sounddevice()
@@ -215,15 +226,7 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
             state["queued"] += frames
         if record is not None:
             recq.put(y)
-        took = time.perf_counter() - started
-        stats.blocks += 1
-        stats.busy.append(took * rate / frames)
-        if len(stats.busy) > 200:
-            del stats.busy[:100]
-        if took > frames / rate:
-            stats.slow += 1
-        stats.peak_in = max(stats.peak_in * 0.9, float(np.abs(indata).max(initial=0)))
-        stats.peak_out = max(stats.peak_out * 0.9, float(np.abs(y).max(initial=0)))
+        stats.record_block(time.perf_counter() - started, frames, rate, indata, y)
 
     def on_output(outdata, frames, when, status):
         if status.output_underflow:
@@ -364,17 +367,10 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
                 writer.write(y)
             stats.max_write = max(stats.max_write, time.perf_counter() - started - took)
             n_in += block
-            stats.blocks += 1
-            stats.busy.append(took * rate / block)
-            if len(stats.busy) > 200:
-                del stats.busy[:100]
-            if took > block / rate:
-                stats.slow += 1
+            stats.record_block(took, block, rate, x, y)
             if stats.blocks > 50 and (time.monotonic() - t0) * rate - n_in > 8 * latency_ms * rate / 1000:
                 stats.overflows += 1
                 t0 = time.monotonic() - n_in / rate  # count each fall-behind once
-            stats.peak_in = max(stats.peak_in * 0.9, float(np.abs(x).max(initial=0)))
-            stats.peak_out = max(stats.peak_out * 0.9, float(np.abs(y).max(initial=0)))
             if display is not None and stats.blocks % 8 == 0:
                 display(stats)
         ok = True
