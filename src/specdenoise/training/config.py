@@ -231,3 +231,13 @@ def check_ranges(cfg: TrainConfig) -> None:
     for key, value, lo, hi, lo_ok in real:
         if not math.isfinite(value) or not (lo <= value if lo_ok else lo < value) or value > hi:
             raise ConfigError(f"{key} must lie in {'[' if lo_ok else '('}{lo}, {hi}], got {value!r}")
+
+
+def build_model(cfg: TrainConfig):
+    """The (untrained) model ``cfg`` describes, its STFT resolved as :func:`resolve_stft` does.
+
+    The one place a model is built from a training config: the trainer, tuning's cost
+    measurement and its space check all call it, so they build the same model."""
+    from ..models import build_model as build_named
+
+    return build_named(cfg.model.name, stft=resolve_stft(cfg).stft.given(), **cfg.model.args)

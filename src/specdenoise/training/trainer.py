@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import numpy as np
@@ -20,12 +21,12 @@ from .. import config as config_io
 from ..data.corpus import SynthConfig, collect_sources, load_pools
 from ..data.datasets import CachedSpectrogramDataset, CorpusWaveDataset, DynamicMixDataset
 from ..data.mixing import Mixer
-from ..errors import ConfigError, SpecdenoiseError
+from ..errors import ConfigError, SpecdenoiseError, first_line
 from ..metrics import pesq_wb, si_sdr, stoi
-from ..models import build_model, load_checkpoint, save_checkpoint, serialize
+from ..models import load_checkpoint, save_checkpoint, serialize
 from ..stft import StftConfig, istft, stft
 from ..tracking import Tracker
-from .config import TrainConfig, check_ranges, resolve_stft
+from .config import TrainConfig, build_model, check_ranges, resolve_stft
 from .distributed import DistInfo, ResumableShardedSampler, barrier, cleanup, init_distributed
 from .losses import compute_loss
 
@@ -143,7 +144,7 @@ def _device(cfg: TrainConfig, dist_info: DistInfo) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model, val: Dataset, cfg: TrainConfig, device) -> tuple[dict[str, float], dict]:
+def validate(model, val: Dataset, cfg: TrainConfig, device) -> tuple[dict[str, float], dict]:
     """Validation loss, SI-SDR (and of the noisy input), PESQ-WB and STOI on the first clips."""
     model.eval()
     stft_cfg, sr = model.stft_config, model.sample_rate
@@ -200,8 +201,72 @@ def init_weights_from(model, source: str | Path) -> str:
     try:
         model.load_state_dict(package["state_dict"])
     except (KeyError, RuntimeError) as exc:
-        raise ConfigError(f"--init-from {source}: weights do not fit the model ({str(exc).splitlines()[0][:120]})") from None
+        raise ConfigError(f"--init-from {source}: weights do not fit the model ({first_line(exc, 120)})") from None
     return str(path)
+
+
+@dataclass
+class TrainState:
+    """Everything a resume needs besides the weights, the optimizer and the RNG.
+
+    Saved inside each checkpoint's ``train_state`` entry under these field names (the keys
+    checkpoints have always had), so older runs resume and the shipped models still load."""
+
+    step: int = 0
+    best: float | None = None  # best value of run.early_stop_metric so far
+    evals_since_best: int = 0  # early stopping (run.patience)
+    plateau_scale: float = 1.0  # LR factor of the "plateau" schedule
+    plateau_bad: int = 0
+    wandb_id: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # every validation's metrics
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "TrainState":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+    def to_saved(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def record(self, step: int, metrics: dict[str, float], cfg: TrainConfig) -> bool:
+        """Book one validation: best value, patience counters, plateau LR; True if it improved."""
+        value = metrics.get(cfg.run.early_stop_metric)
+        higher = HIGHER_IS_BETTER[cfg.run.early_stop_metric]
+        improved = value is not None and (self.best is None or (value > self.best if higher else value < self.best))
+        if improved:
+            self.best, self.evals_since_best, self.plateau_bad = value, 0, 0
+        else:
+            self.evals_since_best += 1
+            self.plateau_bad += 1
+            if cfg.optim.schedule == "plateau" and self.plateau_bad >= cfg.optim.plateau_patience:
+                self.plateau_scale = max(cfg.optim.min_lr_ratio, self.plateau_scale * 0.5)
+                self.plateau_bad = 0
+        self.history.append({"step": step, **metrics})
+        return improved
+
+
+@dataclass
+class _Run:
+    """The pieces of one training run that every phase (loop, validation, checkpoint) uses."""
+
+    cfg: TrainConfig  # with the STFT resolved: what the run folder's config.yaml says
+    out: Path
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module  # ``model`` itself unless distributed
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    dist_info: DistInfo
+    train_ds: Dataset
+    val_ds: Dataset
+    sampler: ResumableShardedSampler
+    tracker: Tracker
+    state: TrainState
+
+    def checkpoint(self, name: str, metrics: dict[str, float]) -> None:
+        save_checkpoint(self.out / name, serialize(self.model, extra={
+            "config": config_io.to_dict(self.cfg), "metrics": metrics,
+            "train_state": {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                            **self.state.to_saved()}}))
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: ReportFn | None = None) -> dict[str, Any]:
@@ -213,13 +278,33 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     ``report(step, val_metrics)`` is called after each validation on rank 0; tuning uses it to
     prune (an exception raised there ends the run cleanly and propagates).
     """
+    run = _setup(cfg, Path(out_dir), resume)
+    from tqdm import tqdm
+
+    bar = tqdm(total=run.cfg.run.max_steps, initial=run.state.step, desc="train", unit="step",
+               disable=not (run.cfg.run.progress and run.dist_info.is_main), dynamic_ncols=True)
+    try:
+        stop_reason = _loop(run, bar, report)
+    finally:
+        bar.close()
+        if run.dist_info.is_main:
+            run.tracker.summary({"best_" + run.cfg.run.early_stop_metric: run.state.best, "steps": run.state.step})
+        run.tracker.finish()
+    _finish_distributed(run)
+    out = run.out
+    return {"best": run.state.best, "metric": run.cfg.run.early_stop_metric, "steps": run.state.step,
+            "stop_reason": stop_reason, "best_checkpoint": str(out / "best.pt"),
+            "last_checkpoint": str(out / "last.pt"), "history": run.state.history}
+
+
+def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
+    """Check the config, build model, data and optimizer, restore a run being resumed."""
     check_ranges(cfg)  # before anything is written (a bad batch_size once left a run folder)
     cfg = resolve_stft(cfg)  # the cache's STFT, else StftConfig's defaults; saved in full with the run
     dist_info = init_distributed(use_cuda=cfg.run.device != "cpu" and torch.cuda.is_available())
-    out = Path(out_dir)
     if cfg.run.early_stop_metric not in HIGHER_IS_BETTER:
         raise ConfigError(f"run.early_stop_metric must be one of {sorted(HIGHER_IS_BETTER)}")
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     if resume and not last_path.exists():
         raise SpecdenoiseError(f"{out}: nothing to resume (last.pt missing)")
     if not resume and last_path.exists():
@@ -229,24 +314,22 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     device = _device(cfg, dist_info)
     torch.manual_seed(cfg.run.seed)
 
-    model = build_model(cfg.model.name, stft=cfg.stft.given(), **cfg.model.args).to(device)
+    model = build_model(cfg).to(device)
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.run.init_from and not resume:
         init_weights_from(model, cfg.run.init_from)
-    stft_cfg, sr = model.stft_config, model.sample_rate
-    train_ds, val_ds = build_datasets(cfg, stft_cfg, sr)
+    train_ds, val_ds = build_datasets(cfg, model.stft_config, model.sample_rate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
-    state = {"step": 0, "best": None, "evals_since_best": 0, "plateau_scale": 1.0, "plateau_bad": 0,
-             "wandb_id": None, "history": []}
+    state = TrainState()
     if resume:
         package = load_checkpoint(last_path)
         model.load_state_dict(package["state_dict"])
-        ts = package["train_state"]
-        optimizer.load_state_dict(ts["optimizer"])
-        state.update({k: ts[k] for k in state if k in ts})
-        torch.set_rng_state(ts["torch_rng"])
+        saved = package["train_state"]
+        optimizer.load_state_dict(saved["optimizer"])
+        state = TrainState.from_saved(saved)
+        torch.set_rng_state(saved["torch_rng"])
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         config_io.dump(cfg, out / "config.yaml")
@@ -256,116 +339,92 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     sampler = ResumableShardedSampler(len(train_ds), cfg.data.batch_size, cfg.run.seed, dist_info.rank, dist_info.world_size)
-    bpe = sampler.batches_per_epoch
-    if bpe == 0:
+    if sampler.batches_per_epoch == 0:
         raise ConfigError(f"data.batch_size ({cfg.data.batch_size}) exceeds the {len(train_ds)} training examples per rank")
     tracker = Tracker(out, config_io.to_dict(cfg), cfg.tracking.tracker, cfg.tracking.project, cfg.tracking.group,
-                      cfg.tracking.name, enabled=dist_info.is_main, resume_id=state["wandb_id"])
-    state["wandb_id"] = tracker.run_id
-    higher = HIGHER_IS_BETTER[cfg.run.early_stop_metric]
+                      cfg.tracking.name, enabled=dist_info.is_main, resume_id=state.wandb_id)
+    state.wandb_id = tracker.run_id
+    return _Run(cfg, out, model, ddp_model, optimizer, device, dist_info, train_ds, val_ds, sampler, tracker, state)
 
-    def checkpoint(path: Path, metrics: dict[str, float]) -> None:
-        save_checkpoint(path, serialize(model, extra={
-            "config": config_io.to_dict(cfg), "metrics": metrics,
-            "train_state": {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                            **{k: state[k] for k in state}}}))
 
-    from tqdm import tqdm
+def _epoch_loader(run: _Run) -> DataLoader:
+    """The loader for the epoch ``state.step`` lies in, starting at that step's batch (resume)."""
+    epoch, start = divmod(run.state.step, run.sampler.batches_per_epoch)
+    run.sampler.set_epoch(epoch, start)
+    if hasattr(run.train_ds, "set_epoch"):
+        run.train_ds.set_epoch(epoch)
+    return DataLoader(run.train_ds, batch_size=run.cfg.data.batch_size, sampler=run.sampler,
+                      num_workers=run.cfg.data.num_workers, drop_last=True,
+                      persistent_workers=False, pin_memory=run.device.type == "cuda")
 
-    bar = tqdm(total=cfg.run.max_steps, initial=state["step"], desc="train", unit="step",
-               disable=not (cfg.run.progress and dist_info.is_main), dynamic_ncols=True)
-    stop_reason = "max_steps"
-    wait_time = step_time = 0.0
-    model.train()
-    try:
-        while state["step"] < cfg.run.max_steps:
-            epoch, start = divmod(state["step"], bpe)
-            sampler.set_epoch(epoch, start)
-            if hasattr(train_ds, "set_epoch"):
-                train_ds.set_epoch(epoch)
-            loader = DataLoader(train_ds, batch_size=cfg.data.batch_size, sampler=sampler,
-                                num_workers=cfg.data.num_workers, drop_last=True,
-                                persistent_workers=False, pin_memory=device.type == "cuda")
+
+def _loop(run: _Run, bar, report: ReportFn | None) -> str:
+    """Step until ``run.max_steps`` or early stopping (returned as the stop reason), validating
+    every ``run.eval_every`` steps and at the end."""
+    cfg, state = run.cfg, run.state
+    wait_time = step_time = 0.0  # data-loading vs compute share, logged as train/data_wait_share
+    run.model.train()
+    while state.step < cfg.run.max_steps:
+        loader = _epoch_loader(run)
+        t_wait = time.perf_counter()
+        for batch in loader:
+            t0 = time.perf_counter()
+            wait_time += t0 - t_wait
+            lr = lr_at(cfg, state.step, state.plateau_scale)
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            terms, grad_norm = train_step(run.ddp_model, run.optimizer, batch, cfg, run.model.stft_config, run.device)
+            state.step = step = state.step + 1
             t_wait = time.perf_counter()
-            for batch in loader:
-                t0 = time.perf_counter()
-                wait_time += t0 - t_wait
-                step = state["step"]
-                lr = lr_at(cfg, step, state["plateau_scale"])
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                terms, grad_norm = train_step(ddp_model, optimizer, batch, cfg, stft_cfg, device)
-                state["step"] = step = step + 1
-                t_wait = time.perf_counter()
-                step_time += t_wait - t0
-                loss_value = float(terms["total"].detach())
-                if not math.isfinite(loss_value):
-                    raise SpecdenoiseError(f"loss became {loss_value} at step {step}; lower optim.lr or check the data")
-                bar.update()
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-                if dist_info.is_main and (step % cfg.run.log_every == 0 or step == 1):
-                    logged = {f"train/{k}": float(v.detach()) for k, v in terms.items()}
-                    logged.update({"train/lr": lr, "train/grad_norm": float(grad_norm),
-                                   "train/data_wait_share": wait_time / max(1e-9, wait_time + step_time)})
-                    tracker.log(logged, step)
-                if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps:
-                    stop = _validate_and_checkpoint(model, val_ds, cfg, device, out, tracker, state, step,
-                                                    higher, checkpoint, report, dist_info)
-                    if stop:
-                        stop_reason = "early_stopping"
-                        break
-                if state["step"] >= cfg.run.max_steps:
-                    break
-            if stop_reason == "early_stopping":
+            step_time += t_wait - t0
+            loss_value = float(terms["total"].detach())
+            if not math.isfinite(loss_value):
+                raise SpecdenoiseError(f"loss became {loss_value} at step {step}; lower optim.lr or check the data")
+            bar.update()
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+            if run.dist_info.is_main and (step % cfg.run.log_every == 0 or step == 1):
+                logged = {f"train/{k}": float(v.detach()) for k, v in terms.items()}
+                logged.update({"train/lr": lr, "train/grad_norm": float(grad_norm),
+                               "train/data_wait_share": wait_time / max(1e-9, wait_time + step_time)})
+                run.tracker.log(logged, step)
+            if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps:
+                if _validate_and_checkpoint(run, report):
+                    return "early_stopping"
+            if step >= cfg.run.max_steps:
                 break
-    finally:
-        bar.close()
-        if dist_info.is_main:
-            tracker.summary({"best_" + cfg.run.early_stop_metric: state["best"], "steps": state["step"]})
-        tracker.finish()
-    if dist_info.enabled:  # DDP syncs buffers (BatchNorm statistics) at each forward: do it once more
-        for buffer in model.buffers():
-            torch.distributed.broadcast(buffer, src=0)
-    barrier(dist_info)
-    cleanup()
-    return {"best": state["best"], "metric": cfg.run.early_stop_metric, "steps": state["step"],
-            "stop_reason": stop_reason, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
-            "history": state["history"]}
+    return "max_steps"
 
 
-def _validate_and_checkpoint(model, val_ds, cfg, device, out, tracker, state, step, higher,
-                             checkpoint, report, dist_info) -> bool:
+def _validate_and_checkpoint(run: _Run, report: ReportFn | None) -> bool:
     """Rank 0 validates, logs, checkpoints; every rank learns whether to stop."""
+    cfg, state, step = run.cfg, run.state, run.state.step
     stop = False
-    if dist_info.is_main:
-        metrics, media = evaluate(model, val_ds, cfg, device)
-        value = metrics.get(cfg.run.early_stop_metric)
-        improved = value is not None and (state["best"] is None or (value > state["best"] if higher else value < state["best"]))
-        if improved:
-            state["best"], state["evals_since_best"], state["plateau_bad"] = value, 0, 0
-        else:
-            state["evals_since_best"] += 1
-            state["plateau_bad"] += 1
-            if cfg.optim.schedule == "plateau" and state["plateau_bad"] >= cfg.optim.plateau_patience:
-                state["plateau_scale"] = max(cfg.optim.min_lr_ratio, state["plateau_scale"] * 0.5)
-                state["plateau_bad"] = 0
-        state["history"].append({"step": step, **metrics})
-        tracker.log({f"val/{k}": v for k, v in metrics.items()} | {"val/best": state["best"] or 0.0}, step)
+    if run.dist_info.is_main:
+        metrics, media = validate(run.model, run.val_ds, cfg, run.device)
+        improved = state.record(step, metrics, cfg)
+        run.tracker.log({f"val/{k}": v for k, v in metrics.items()} | {"val/best": state.best or 0.0}, step)
         n_evals = step // cfg.run.eval_every
         if cfg.run.media_every and (n_evals % cfg.run.media_every == 1 or cfg.run.media_every == 1) and media:
-            _log_media(media, model.sample_rate, out / "media", tracker, step)
-        checkpoint(out / "last.pt", metrics)
+            _log_media(media, run.model.sample_rate, run.out / "media", run.tracker, step)
+        run.checkpoint("last.pt", metrics)
         if improved:
-            checkpoint(out / "best.pt", metrics)
-        if cfg.run.patience and state["evals_since_best"] >= cfg.run.patience:
-            stop = True
+            run.checkpoint("best.pt", metrics)
+        stop = bool(cfg.run.patience) and state.evals_since_best >= cfg.run.patience
         if report is not None:
             report(step, metrics)
-    if dist_info.enabled:
-        flag = torch.tensor([1 if stop else 0], device=device)  # NCCL needs a device tensor
+    if run.dist_info.enabled:
+        flag = torch.tensor([1 if stop else 0], device=run.device)  # NCCL needs a device tensor
         torch.distributed.broadcast(flag, src=0)
         stop = bool(flag.item())
     return stop
+
+
+def _finish_distributed(run: _Run) -> None:
+    if run.dist_info.enabled:  # DDP syncs buffers (BatchNorm statistics) at each forward: do it once more
+        for buffer in run.model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+    barrier(run.dist_info)
+    cleanup()
 
 
 def _log_media(media: dict[str, np.ndarray], sr: int, folder: Path, tracker: Tracker, step: int) -> None:

@@ -21,18 +21,16 @@ def measure_costs(cfg, checkpoint: str | Path | None = None, threads: int = 1, c
     ``threads`` threads after a warm-up. Returns ``train_s_per_step`` and ``rtf``."""
     import torch
 
-    from ..models import build_model, model_from_checkpoint
-    from ..training.config import resolve_stft
+    from ..models import model_from_checkpoint
+    from ..threads import torch_threads
+    from ..training.config import build_model
     from ..training.trainer import train_step
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        kwargs, name, stft = cfg.model.args, cfg.model.name, resolve_stft(cfg).stft.given()
+    with torch_threads(threads):
         if checkpoint is not None and Path(checkpoint).exists():
             model = model_from_checkpoint(checkpoint)
         else:
-            model = build_model(name, stft=stft, **kwargs).eval()
+            model = build_model(cfg).eval()
         sr = model.sample_rate
         gen = torch.Generator().manual_seed(0)
         clip = 0.1 * torch.randn(int(round(clip_seconds * sr)), generator=gen)
@@ -45,7 +43,7 @@ def measure_costs(cfg, checkpoint: str | Path | None = None, threads: int = 1, c
                 times.append(time.perf_counter() - t0)
         rtf = sorted(times)[len(times) // 2] / clip_seconds
 
-        net = build_model(name, stft=stft, **kwargs)
+        net = build_model(cfg)
         if cfg.run.channels_last:
             net = net.to(memory_format=torch.channels_last)
         net.train()
@@ -65,8 +63,6 @@ def measure_costs(cfg, checkpoint: str | Path | None = None, threads: int = 1, c
             step()
             step_times.append(time.perf_counter() - t0)
         return {"train_s_per_step": sorted(step_times)[len(step_times) // 2], "rtf": rtf}
-    finally:
-        torch.set_num_threads(previous)
 
 class Objective:
     def __init__(self, space: SearchSpace, overrides: list[str], out: Path, study_name: str, budget: int,

@@ -8,8 +8,6 @@ import json
 import random
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from .. import config as config_io
 from ..errors import ConfigError, SpecdenoiseError
 from .expressions import evaluate_expression
@@ -22,12 +20,7 @@ TUNING_DEFAULTS = {"run.progress": False, "run.media_every": 0}
 
 def base_dict(space: SearchSpace, overrides: list[str] | None = None) -> dict[str, Any]:
     """Base config file <- fixed <- key=value overrides, as a plain dict (before sampling)."""
-    try:
-        data = yaml.safe_load(space.base_config.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"{space.base_config}: not a text (YAML) file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{space.base_config}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = config_io.read_yaml(space.base_config)
     if not isinstance(data, dict):
         raise ConfigError(f"{space.base_config}: must hold a mapping of config sections")
     for key, value in space.fixed.items():
@@ -174,15 +167,14 @@ def check_space(space: SearchSpace, overrides: list[str] | None = None, limit: i
                 ) -> int:
     """Build the config of the space's corner combinations (and a few models) to catch invalid
     spaces before any training; returns the number of configurations checked."""
-    from ..models import build_model
-    from ..training.config import resolve_stft
+    from ..training.config import build_model
 
     samples, _ = corner_samples(space, overrides, limit)
     for n, (final, sampled) in enumerate(samples):
         try:
             cfg = build_train_config(final)
             if n < build_models:
-                build_model(cfg.model.name, stft=resolve_stft(cfg).stft.given(), **cfg.model.args)
+                build_model(cfg)
         except SpecdenoiseError as exc:
             shown = ", ".join(f"{k}={v}" for k, v in sampled.items())
             raise ConfigError(f"{space.path}: the combination {shown or '(no parameters)'} gives an invalid "
