@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 T = TypeVar("T")
 
@@ -169,16 +169,22 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a text file") from None
+        data = read_yaml(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must hold a mapping of keys, got {type(data).__name__}")
     apply_overrides(data, list(overrides or []))
     return from_dict(cls, data)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data (an empty file is ``{}``). A file that is no text or no valid YAML is a
+    one-line ConfigError naming it: the config, search-space and tuning loaders all read here."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from None
 
 
 def dump(cfg: Any, path: str | Path) -> None:

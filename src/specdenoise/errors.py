@@ -12,6 +12,19 @@ class ConfigError(SpecdenoiseError, ValueError):
     """An invalid configuration value; the message names the field."""
 
 
+def message(exc: BaseException) -> str:
+    """An exception's text, or its type's name when it has none (``KeyError()``, ``OSError()``)."""
+    return str(exc).strip() or type(exc).__name__
+
+
+def first_line(exc: BaseException | str, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type's name when empty), or of a text
+    ("" when empty), cut to ``limit`` characters: what fits a one-line error report."""
+    text = message(exc) if isinstance(exc, BaseException) else str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return line[:limit] if limit else line
+
+
 def shown(path: str | Path) -> str:
     """A file name fit for a one-line message: control characters (a newline in a name would
     split the line) and undecodable bytes (kept by Python as surrogates, which cannot be printed)
