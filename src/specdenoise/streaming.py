@@ -29,6 +29,7 @@ import torch
 from .errors import ConfigError, SpecdenoiseError
 from .resampling import StreamResampler
 from .stft import window as stft_window
+from .threads import torch_threads
 
 Step = Callable[[torch.Tensor, list], tuple[torch.Tensor, list]]
 
@@ -53,14 +54,7 @@ def require_causal(model, what: str = "streaming") -> None:
 def torch_step(model, threads: int | None = None) -> Step:
     """The model's own frame-state forward, without autograd."""
     def step(spec: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        with torch.inference_mode():
-            if threads:
-                old = torch.get_num_threads()
-                torch.set_num_threads(threads)
-                try:
-                    return model.forward_frames(spec, state)
-                finally:
-                    torch.set_num_threads(old)
+        with torch.inference_mode(), torch_threads(threads):
             return model.forward_frames(spec, state)
     return step
 
@@ -227,7 +221,7 @@ class StreamingDenoiser:
 
     def __init__(self, model, sample_rate: int, channels: int = 1, strength: float = 1.0,
                  backend: str = "torch", threads: int | None = None):
-        from .enhance import _check_rate, _finite_number
+        from .enhance.denoiser import _check_rate, _finite_number
 
         if isinstance(model, (str, Path)):
             from .models import model_from_checkpoint
@@ -299,7 +293,7 @@ class StreamingDenoiser:
         if not mono and (x.ndim != 2 or x.shape[1] != self.channels):
             raise ConfigError(f"audio blocks must be (samples,) or (samples, {self.channels}), got shape {x.shape}")
         if np.issubdtype(x.dtype, np.integer):
-            from .enhance import _as_float
+            from .enhance.denoiser import _as_float
 
             x = _as_float(x)
         x = x.astype(np.float32, copy=False).reshape(-1, self.channels)

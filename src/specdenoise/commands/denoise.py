@@ -26,9 +26,8 @@ def run(args) -> int:
 
     import torch
 
-    from ..batch import plan
-    from ..enhance import PRETRAINED, Denoiser, denoise_file
-    from ..errors import ConfigError, SpecdenoiseError, shown
+    from ..enhance import PRETRAINED, Denoiser, plan_batch, run_batch
+    from ..errors import ConfigError, shown
 
     cpus = os.cpu_count() or 1
     if not 0 <= args.threads <= 4 * cpus:
@@ -38,32 +37,20 @@ def run(args) -> int:
     strength = (Denoiser.attenuation_to_strength(args.atten_limit_db) if args.atten_limit_db is not None
                 else args.strength)
     kwargs = {"strength": strength, "chunk_seconds": args.chunk_seconds, "threads": args.threads or None}
-    jobs, single = plan(args.inputs, args.out)  # every output decided before anything is written
-    if not jobs:
-        raise SpecdenoiseError(f"no audio files found in {', '.join(shown(i) for i in args.inputs)}")
+    jobs = plan_batch(args.inputs, args.out)  # every output decided before anything is written
     denoiser = (Denoiser.from_pretrained(args.model, **kwargs) if args.model in PRETRAINED
                 else Denoiser.from_checkpoint(args.model, **kwargs))
     from tqdm import tqdm
 
     failures = 0
     show = not args.no_progress and sys.stderr.isatty()
-    for job in tqdm(jobs, desc="denoise", unit="file", disable=not show or len(jobs) == 1):
-        if job.problem is not None:
+    bar = tqdm(jobs, desc="denoise", unit="file", disable=not show or len(jobs) == 1)
+    for outcome in run_batch(denoiser, bar, mono=args.mono, force=args.force, progress=show and len(jobs) == 1):
+        if outcome.problem is not None:
             failures += 1
-            print(f"specdenoise denoise: skipped {job.problem}", file=sys.stderr)
+            print(f"specdenoise denoise: skipped {outcome.problem}", file=sys.stderr)
             continue
-        try:
-            result = denoise_file(denoiser, job.source, job.target, mono=args.mono, force=args.force,
-                                  progress=show and len(jobs) == 1)
-        except SpecdenoiseError as exc:
-            failures += 1
-            print(f"specdenoise denoise: skipped {exc}", file=sys.stderr)
-            continue
-        except Exception as exc:  # one broken file must not stop the batch
-            failures += 1
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            print(f"specdenoise denoise: skipped {shown(job.source)}: {type(exc).__name__}: {reason}", file=sys.stderr)
-            continue
+        result = outcome.result
         print(f"{shown(result.source)} -> {shown(result.target)} ({result.duration:.1f} s audio in {result.seconds:.1f} s)")
     if failures:
         if len(jobs) > 1:  # one file: its own line says it all

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import is_audio_file
-from .errors import ConfigError, shown
+from ..audio import is_audio_file
+from ..errors import ConfigError, shown
 
 # audio containers people name with -o that we cannot write: refused, not taken as folder names
 UNWRITABLE_SUFFIXES = (".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff", ".mp4", ".webm", ".amr", ".caf")

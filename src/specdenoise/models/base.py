@@ -83,6 +83,13 @@ class SpectralMaskModel(nn.Module):
         """Frames a chunk start must be a multiple of for chunked = whole-file output."""
         return 1
 
+    @property
+    def receptive_field_frames(self) -> int | None:
+        """One-sided receptive field in STFT frames (an upper bound); ``None``: unknown or
+        unbounded. The Denoiser widens its chunk context to it, so chunking never changes the
+        output; each family states its own, so a new family never edits the denoiser."""
+        return None
+
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":

@@ -46,6 +46,12 @@ class RCED(SpectralMaskModel):
                              time_kernel=time_kernel, skips=skips, norm=norm, dropout=dropout,
                              feature=feature, power=power, mask=mask)
 
+    @property
+    def receptive_field_frames(self) -> int:
+        """time_kernel // 2 frames per layer (the frequency kernels do not widen it in time)."""
+        cfg = self.config()
+        return len(cfg["channels"]) * (int(cfg["time_kernel"]) // 2)
+
     def estimate_mask(self, x: torch.Tensor) -> torch.Tensor:
         # symmetric encoder/decoder: layer i's output is added to layer (n-1-i)'s input when shapes match
         outputs = []

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..errors import CheckpointError, ConfigError, shown
+from ..errors import CheckpointError, ConfigError, first_line, shown
 from ..fileio import atomic_write
 
 FORMAT = "specdenoise-checkpoint/1"
@@ -121,7 +121,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if "weights_only" in text or "Unsupported global" in text:  # torch's advice is unsafe: never repeat it
             raise CheckpointError(f"{shown(path)}: holds Python objects, which a specdenoise checkpoint never does; "
                                   "refused without running them") from None
-        reason = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+        reason = first_line(exc).split(". ")[0][:160]
         raise CheckpointError(f"{shown(path)}: not a PyTorch checkpoint, or a damaged one ({reason})") from None
 
 

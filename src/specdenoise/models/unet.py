@@ -64,6 +64,14 @@ class UNet(SpectralMaskModel):
     def frame_multiple(self) -> int:
         return 2**self.depth
 
+    @property
+    def receptive_field_frames(self) -> int:
+        """Kernel k (r = k // 2), depth d: each level i (scale 2**i) adds 2r (encoder convs) + 1
+        (pool) + 1 (upsampling) + 2r (decoder convs) frames at its scale, the bottleneck 2r at
+        scale 2**d."""
+        r = int(self.config()["kernel_size"]) // 2
+        return (4 * r + 2) * (2**self.depth - 1) + 2 * r * 2**self.depth
+
     def estimate_mask(self, x: torch.Tensor) -> torch.Tensor:
         f, t = x.shape[-2:]
         m = 2**self.depth
