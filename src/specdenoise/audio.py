@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError
+from .errors import AudioError, first_line
 from .fileio import atomic_write
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -191,5 +191,4 @@ def _check_wav_complete(path: Path) -> None:
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
+    return first_line(exc, 160)

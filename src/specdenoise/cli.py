@@ -67,13 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the one place errors become exit codes
         if getattr(args, "debug", False):
             raise
-        from .errors import SpecdenoiseError, shown
+        from .errors import SpecdenoiseError, first_line, shown
 
         kind = "error" if isinstance(exc, SpecdenoiseError) else f"error ({type(exc).__name__})"
         if isinstance(exc, SpecdenoiseError):  # ours are one line: a newline can only come from a file name
             message = shown(str(exc).strip()) or type(exc).__name__
         else:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = first_line(exc)
         print(f"specdenoise {args.verb}: {kind}: {message}", file=sys.stderr)
         return EXIT_FAILURE
     finally:

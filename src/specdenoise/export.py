@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, SpecdenoiseError
+from .errors import ConfigError, SpecdenoiseError, first_line
 from .fileio import atomic_write
 from .streaming import require_causal
 
@@ -98,8 +98,7 @@ def to_onnx_bytes(model, streaming: bool = True) -> bytes:
     except SpecdenoiseError:
         raise
     except Exception as exc:  # the exporter's messages run to pages: keep the first line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ExportError(f"model {meta['model']!r} could not be exported to ONNX: {first}") from None
+        raise ExportError(f"model {meta['model']!r} could not be exported to ONNX: {first_line(exc, 200)}") from None
     proto = prog.model_proto
     for key, value in meta.items():
         entry = proto.metadata_props.add()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecdenoiseError
+from .errors import SpecdenoiseError, first_line
 
 OWNER = "specdenoise.live.pid"  # module property that marks what we load, with the loading process's id
 
@@ -44,7 +44,7 @@ def _pactl(*args: str) -> str:
         raise DeviceError("--virtual-mic needs PulseAudio or PipeWire's pactl, which is not installed")
     proc = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=20)
     if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no sound server"])[0]
+        reason = first_line(proc.stderr) or "no sound server"
         raise DeviceError(f"pactl {args[0]} failed: {reason}")
     return proc.stdout
 
@@ -177,7 +177,7 @@ def _open(sd, kind: str, device, rate: int, channels: int, block: int, latency, 
         return cls(samplerate=rate, blocksize=block, device=device, channels=channels, dtype="float32",
                    latency=latency, callback=callback)
     except (sd.PortAudioError, ValueError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         lowered = text.lower()
         if "sample rate" in lowered:
             raise DeviceError(f"the {kind} device does not support {rate} Hz ({text}); try another --rate") from None

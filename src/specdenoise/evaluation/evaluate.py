@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import audio as audio_io
-from ..errors import SpecdenoiseError
+from ..errors import SpecdenoiseError, message
+from ..threads import torch_threads
 from . import report
 from .data import EVAL_RATE, INTRUSIVE, METRICS, NO_REFERENCE_METRICS, NON_INTRUSIVE, P808, Dataset, EvaluationResult, Pair, Row
 from .discover import LENGTH_TOLERANCE_S, discover
@@ -35,7 +36,7 @@ def _guarded(name: str, fn, *args, **kwargs) -> float:
     try:
         value = float(fn(*args, **kwargs))
     except Exception as exc:
-        raise ValueError(f"{name}: {str(exc).strip() or type(exc).__name__}") from None
+        raise ValueError(f"{name}: {message(exc)}") from None
     if not np.isfinite(value):
         raise ValueError(f"{name}: not a finite number ({value})")
     return value
@@ -59,7 +60,7 @@ def score(clean: np.ndarray | None, estimate: np.ndarray, sample_rate: int = EVA
     try:
         mos = metrics.dnsmos(estimate, sample_rate, p808=p808)
     except Exception as exc:
-        raise ValueError(f"dnsmos: {str(exc).strip() or type(exc).__name__}") from None
+        raise ValueError(f"dnsmos: {message(exc)}") from None
     result.update(dnsmos_sig=mos["sig"], dnsmos_bak=mos["bak"], dnsmos_ovrl=mos["ovrl"])
     if p808:
         result[P808] = mos["p808"]
@@ -81,7 +82,7 @@ def _score_file(clean_path: str | None, estimates: list[tuple[str, str]], p808: 
             reference = None if clean is None else clean[: len(estimate)]  # trimmed like the noisy input
             out.append((system, score(reference, estimate, p808=p808), None))
         except Exception as exc:
-            out.append((system, None, str(exc).strip() or type(exc).__name__))
+            out.append((system, None, message(exc)))
     return out
 
 
@@ -92,20 +93,9 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-class _TorchThreads:
-    """Limit torch to one thread while timing, if torch is loaded, and restore afterwards."""
-
-    def __enter__(self):
-        self._torch = sys.modules.get("torch")
-        if self._torch is not None:
-            self._saved = self._torch.get_num_threads()
-            self._torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        if self._torch is not None:
-            self._torch.set_num_threads(self._saved)
-        return False
+def _one_torch_thread():
+    """One torch thread while timing, if torch is loaded (never imported just for this)."""
+    return torch_threads(1 if "torch" in sys.modules else None)
 
 
 def _check_output(output, length: int) -> np.ndarray:
@@ -231,12 +221,12 @@ def _enhance_all(dataset: Dataset, systems, scratch: Path, log, progress: bool =
         first = (0.01 * np.random.default_rng(0).standard_normal(int(WARMUP_SECONDS * EVAL_RATE))).astype(np.float32)
     warmup = np.ascontiguousarray(first[: int(WARMUP_SECONDS * EVAL_RATE)])
     rows: list[Row] = []
-    with _TorchThreads():
+    with _one_torch_thread():
         for name, system in systems:
             try:  # the first call pays for lazy initialisation, caches, JIT: keep it out of the RTF
                 _check_output(_call(system, warmup)[0], len(warmup))
             except Exception as exc:
-                raise SpecdenoiseError(f"system {name!r} failed on its warm-up call: {str(exc).strip() or type(exc).__name__}") from None
+                raise SpecdenoiseError(f"system {name!r} failed on its warm-up call: {message(exc)}") from None
         with _progress(len(pairs), "enhancing", progress) as bar:
             for index, pair in enumerate(pairs):
                 bar.update(1)
@@ -252,7 +242,7 @@ def _enhance_all(dataset: Dataset, systems, scratch: Path, log, progress: bool =
                         output, row.seconds = _call(system, noisy)
                         np.save(scratch / f"{index}_{slot}.npy", _check_output(output, len(noisy)))
                     except Exception as exc:
-                        row.error = f"enhancement: {str(exc).strip() or type(exc).__name__}"
+                        row.error = f"enhancement: {message(exc)}"
                     rows.append(row)
                 if bar.disable and ((index + 1) % 25 == 0 or index + 1 == len(pairs)):  # the bar says it otherwise
                     log(f"enhanced {index + 1}/{len(pairs)} files")
@@ -313,4 +303,4 @@ def _score_all(rows: list[Row], scratch: Path, workers: int, log, progress: bool
                     collect(pair, future.result())
                 except Exception as exc:  # a crashed worker: fail its files, never guess values
                     for system, _ in tasks[pair]:
-                        by_key[(system, pair)].error = f"scoring: {str(exc).strip() or type(exc).__name__}"
+                        by_key[(system, pair)].error = f"scoring: {message(exc)}"

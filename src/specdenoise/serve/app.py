@@ -23,7 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import AudioError
+from ..errors import AudioError, first_line
 from . import formats, upload
 from .config import ServeConfig
 from .jobs import Job, JobManager
@@ -253,6 +253,6 @@ def _strength(raw) -> float:
 
 
 def _sentence(text: str) -> str:
-    text = (text.strip().splitlines() or ["The file could not be read"])[0]
+    text = first_line(text) or "The file could not be read"
     text = text[0].upper() + text[1:]
     return text if text.endswith(".") else text + "."

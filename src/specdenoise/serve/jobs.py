@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioError, SpecdenoiseError
+from ..errors import AudioError, SpecdenoiseError, first_line
 from . import formats
 from .config import ServeConfig
 from .spectrogram import SpectrogramAccumulator, save_pair
@@ -275,7 +275,7 @@ class JobManager:
 
 
 def _sentence(text: str) -> str:
-    text = text.strip().splitlines()[0] if text.strip() else "the file could not be processed"
+    text = first_line(text) or "the file could not be processed"
     text = text[0].upper() + text[1:]
     return text if text.endswith(".") else text + "."
 

@@ -11,14 +11,14 @@ from typing import Any, Callable
 import yaml
 
 from .. import config as config_io
+from ..errors import first_line
 from ..fileio import atomic_write, atomic_write_json, atomic_write_text
 from .space import SearchSpace, set_key
 from .storage import mask_url
 from .trials import build_train_config, resolve_config
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:500]
+    return f"{type(exc).__name__}: {first_line(str(exc))}"[:500]
 
 def json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))

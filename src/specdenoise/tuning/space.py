@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..config import read_yaml
 from ..errors import ConfigError
 from .expressions import parse_expression
 
@@ -142,14 +141,7 @@ def load_search_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: search-space file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text (YAML) file") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a mapping with base_config and params")
     unknown = sorted(set(data) - set(SPACE_KEYS))

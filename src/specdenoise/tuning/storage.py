@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ConfigError, SpecdenoiseError
+from ..errors import ConfigError, SpecdenoiseError, first_line
 
 
 PRUNERS = ("median", "hyperband", "halving", "threshold", "none")
@@ -92,7 +92,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: in
         except sqlalchemy.exc.DBAPIError as exc:  # e.g. two workers creating the tables at once
             last = exc
             time.sleep(0.5 + random.random())
-    message = str(getattr(last, "orig", last)).strip().splitlines()[0] if last else "unknown error"
+    message = first_line(getattr(last, "orig", last)) if last else "unknown error"
     raise SpecdenoiseError(f"cannot open storage {mask_url(url)}: {message}")
 
 
