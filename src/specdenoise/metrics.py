@@ -21,7 +21,10 @@ DNSMOS_INPUT_SECONDS = 9.01
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-8) -> float:
-    """Scale-invariant SDR in dB (Le Roux et al., 2019), zero-mean signals."""
+    """Scale-invariant SDR in dB (Le Roux et al., 2019), zero-mean signals.
+
+    Every SI-SDR in the package (this one, the training loss in ``training.losses``) and every
+    intrusive metric here (``pesq_wb``, ``stoi``) takes the reference first, then the estimate."""
     ref = np.asarray(reference, dtype=np.float64)
     est = np.asarray(estimate, dtype=np.float64)
     n = min(len(ref), len(est))

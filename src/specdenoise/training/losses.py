@@ -27,8 +27,9 @@ class LossConfig:
         return self.mrstft > 0 or self.si_sdr > 0
 
 
-def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Per-example SI-SDR in dB, ``[B, T]`` -> ``[B]``."""
+def si_sdr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-example SI-SDR in dB, ``[B, T]`` -> ``[B]``. Reference first, as in
+    :func:`specdenoise.metrics.si_sdr` (and PESQ and STOI there): one order everywhere."""
     est = estimate - estimate.mean(-1, keepdim=True)
     ref = reference - reference.mean(-1, keepdim=True)
     alpha = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
@@ -70,6 +71,6 @@ def compute_loss(cfg: LossConfig, est_spec: torch.Tensor, clean_spec: torch.Tens
     if cfg.mrstft:
         terms["mrstft"] = cfg.mrstft * multi_resolution_stft(est_wave, clean_wave)
     if cfg.si_sdr:
-        terms["si_sdr"] = -cfg.si_sdr * si_sdr(est_wave, clean_wave).mean() / 10
+        terms["si_sdr"] = -cfg.si_sdr * si_sdr(clean_wave, est_wave).mean() / 10
     terms["total"] = sum(terms.values()) if terms else est_spec.new_zeros((), dtype=torch.float32)
     return terms
