@@ -10,8 +10,14 @@ import soundfile as sf
 
 from conftest import run_cli
 from specdenoise.data.corpus import SynthConfig, collect_sources, read_meta, synthesize
-from specdenoise.data.mixing import MixConfig, active_power, measured_snr
+from specdenoise.data.mixing import MixConfig, active_power
 from specdenoise.data.sources import SPLITS, read_msnsd_config
+
+
+def measured_snr(speech: np.ndarray, noise: np.ndarray, sample_rate: int) -> float:
+    """SNR as the mixer defines it: active speech power over mean noise power, in dB."""
+    p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+    return 10 * np.log10(active_power(speech, sample_rate) / max(p_noise, 1e-20))
 
 
 def _tree_digest(root: Path) -> dict[str, str]:

@@ -144,12 +144,6 @@ def write(
     return atomic_write(path, lambda tmp: sf.write(sf_name(tmp), audio, sample_rate, subtype=subtype, format=fmt))
 
 
-def rms_db(audio: np.ndarray) -> float:
-    """RMS level in dBFS (-inf for digital silence)."""
-    power = float(np.mean(np.square(audio, dtype=np.float64))) if audio.size else 0.0
-    return 10.0 * np.log10(power) if power > 0 else float("-inf")
-
-
 def same_file(a: Path, b: Path) -> bool:
     """True when ``a`` and ``b`` name one file (symlinks, ``..`` and hard links included)."""
     if a.resolve() == b.resolve():

@@ -1,4 +1,4 @@
-"""The STFT core: one frozen config in samples, analysis/synthesis for torch and numpy, features.
+"""The STFT core: one frozen config in samples, analysis/synthesis for torch and numpy.
 
 Every STFT in specdenoise goes through here, so caches, checkpoints and the enhancer always agree on
 framing. Settings are in samples (never milliseconds) and travel as ``StftConfig.to_dict()``.
@@ -6,7 +6,6 @@ framing. Settings are in samples (never milliseconds) and travel as ``StftConfig
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +15,6 @@ import torch
 from .errors import ConfigError
 
 WINDOWS = ("hann", "hamming", "blackman", "sqrt_hann")
-FEATURES = ("log1p", "power", "linear")
 # Lowest overlap-add envelope (sum of squared windows over a sample; the windows peak at 1) that a
 # config may reach anywhere in the signal, edges included. Below it, float32 round trips lose
 # precision (the ISTFT divides by the envelope), and at zero information is lost outright.
@@ -182,45 +180,3 @@ def istft(spec: torch.Tensor, config: StftConfig, length: int) -> torch.Tensor:
 
 def stft_np(signal: np.ndarray, config: StftConfig) -> np.ndarray:
     return stft(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)), config).numpy()
-
-
-def istft_np(spec: np.ndarray, config: StftConfig, length: int) -> np.ndarray:
-    return istft(torch.from_numpy(np.ascontiguousarray(spec)), config, length).numpy()
-
-
-def magphase(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a complex spectrogram into magnitude and phase (radians)."""
-    return spec.abs(), torch.angle(spec)
-
-
-def from_magphase(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    return torch.polar(mag, phase)
-
-
-def compress(mag: torch.Tensor, feature: str = "log1p", power: float = 0.3) -> torch.Tensor:
-    """Compressed magnitude features: ``log1p(|X|)``, ``|X|**power`` or the plain magnitude."""
-    if feature == "log1p":
-        return torch.log1p(mag)
-    if feature == "power":
-        _check_power(power)
-        return mag.clamp_min(0).pow(power)
-    if feature == "linear":
-        return mag
-    raise ConfigError(f"feature must be one of {FEATURES}, got {feature!r}")
-
-
-def decompress(feat: torch.Tensor, feature: str = "log1p", power: float = 0.3) -> torch.Tensor:
-    """Inverse of :func:`compress`."""
-    if feature == "log1p":
-        return torch.expm1(feat)
-    if feature == "power":
-        _check_power(power)
-        return feat.clamp_min(0).pow(1.0 / power)
-    if feature == "linear":
-        return feat
-    raise ConfigError(f"feature must be one of {FEATURES}, got {feature!r}")
-
-
-def _check_power(power: float) -> None:
-    if isinstance(power, bool) or not isinstance(power, numbers.Real) or not 0 < power < math.inf:
-        raise ConfigError(f"power must be a positive finite exponent, got {power!r}")

@@ -77,11 +77,6 @@ def active_power(speech: np.ndarray, sample_rate: int, floor_db: float = 40.0) -
     return float(active.mean())
 
 
-def measured_snr(speech: np.ndarray, noise: np.ndarray, sample_rate: int) -> float:
-    p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
-    return 10 * np.log10(active_power(speech, sample_rate) / max(p_noise, 1e-20))
-
-
 @dataclass
 class Pools:
     """In-memory audio for one split: speech grouped by speaker/file, noise files, RIRs."""
