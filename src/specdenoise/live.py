@@ -192,6 +192,47 @@ def _open(sd, kind: str, device, rate: int, channels: int, block: int, latency, 
         raise DeviceError(f"cannot open the {kind} device ({text})") from None
 
 
+class _PlayoutFifo:
+    """Denoised blocks from the input callback to the output callback. Playing starts (and
+    starts again after running dry) only once ``prefill`` samples are queued: a cushion."""
+
+    def __init__(self, prefill: int):
+        import collections
+
+        self.blocks: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.queued, self.started, self.prefill = 0, False, prefill
+
+    def put(self, y: np.ndarray) -> None:
+        with self.lock:
+            self.blocks.append(y)
+            self.queued += len(y)
+
+    def fill(self, outdata: np.ndarray, frames: int) -> bool:
+        """Fill ``outdata`` with what is queued, silence for the rest; True on an underflow."""
+        with self.lock:
+            if not self.started and self.queued < self.prefill:
+                outdata.fill(0)
+                return False
+            self.started = True
+            filled = 0
+            while filled < frames and self.blocks:
+                head = self.blocks[0]
+                n = min(frames - filled, len(head))
+                outdata[filled : filled + n] = head[:n]
+                filled += n
+                if n == len(head):
+                    self.blocks.popleft()
+                else:
+                    self.blocks[0] = head[n:]
+            self.queued -= filled
+        if filled < frames:
+            outdata[filled:] = 0
+            self.started = False  # build the cushion up again
+            return True
+        return False
+
+
 def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = None, output_dev: str | None = None,
              record: Path | None = None, seconds: float | None = None, block: int | None = None,
              latency: float | str = 0.2, display=None, stop: threading.Event | None = None) -> LiveStats:
@@ -202,28 +243,18 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
     denoises; the output callback plays what is ready and counts an underflow when nothing is.
     The recording is the denoised stream as produced, finished and renamed into place however
     the loop ends."""
-    import collections
-
-    import soundfile as sf
-
-    from .fileio import new_temp
-
     sd = _sounddevice()
     block = block or max(1, int(round(rate * 0.016)))
     stats = LiveStats()
     recq: queue.Queue = queue.Queue()
-    fifo: collections.deque = collections.deque()
-    lock = threading.Lock()
-    state = {"queued": 0, "started": False, "prefill": 2 * block}
+    fifo = _PlayoutFifo(prefill=2 * block)
 
     def on_input(indata, frames, when, status):
         started = time.perf_counter()
         if status.input_overflow:
             stats.overflows += 1
         y = denoiser.push(indata if channels > 1 else indata[:, 0]).reshape(frames, channels)
-        with lock:
-            fifo.append(y)
-            state["queued"] += frames
+        fifo.put(y)
         if record is not None:
             recq.put(y)
         stats.record_block(time.perf_counter() - started, frames, rate, indata, y)
@@ -231,41 +262,18 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
     def on_output(outdata, frames, when, status):
         if status.output_underflow:
             stats.underflows += 1
-        with lock:
-            if not state["started"] and state["queued"] < state["prefill"]:
-                outdata.fill(0)
-                return
-            state["started"] = True
-            filled = 0
-            while filled < frames and fifo:
-                head = fifo[0]
-                n = min(frames - filled, len(head))
-                outdata[filled : filled + n] = head[:n]
-                filled += n
-                if n == len(head):
-                    fifo.popleft()
-                else:
-                    fifo[0] = head[n:]
-            state["queued"] -= filled
-        if filled < frames:
-            outdata[filled:] = 0
+        if fifo.fill(outdata, frames):
             stats.underflows += 1
-            state["started"] = False  # build the cushion up again
 
-    writer = tmp = None
-    if record is not None:
-        record = Path(record)
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = new_temp(record)
-        writer = sf.SoundFile(tmp, "w", rate, channels, subtype="PCM_16", format="WAV")
+    writer = _Recording(record, rate, channels) if record is not None else None
     ok = False
     try:
         out_stream = _open(sd, "output", _device(output_dev), rate, channels, block, latency, on_output)
         in_stream = _open(sd, "input", _device(input_dev), rate, channels, block, latency, on_input)
         block_s = block / rate
         # the input may arrive in bursts as large as its buffer: play once that much is queued
-        state["prefill"] = int(round(float(in_stream.latency) * rate)) + 2 * block
-        stats.device_latency = float(in_stream.latency) + float(out_stream.latency) + state["prefill"] / rate
+        fifo.prefill = int(round(float(in_stream.latency) * rate)) + 2 * block
+        stats.device_latency = float(in_stream.latency) + float(out_stream.latency) + fifo.prefill / rate
         with out_stream, in_stream:
             t0 = time.monotonic()
             while not (stop is not None and stop.is_set()):
@@ -279,11 +287,7 @@ def run_live(denoiser, rate: int, channels: int = 1, input_dev: str | None = Non
     finally:
         _drain(recq, writer)
         if writer is not None:
-            writer.close()  # a complete header even after Ctrl-C / SIGTERM
-            if stats.blocks or ok:
-                os.replace(tmp, record)
-            elif os.path.exists(tmp):
-                os.unlink(tmp)
+            writer.finish(keep=bool(stats.blocks or ok))
     return stats
 
 
@@ -297,10 +301,6 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
     from ``pacat --verbose``, from half a second after the first block (the two streams start
     at different moments); a block read more than ``8 * latency_ms`` behind the wall clock
     counts as late (the server held it back, or we were slow)."""
-    import soundfile as sf
-
-    from .fileio import new_temp
-
     for tool in ("parec", "pacat"):
         if shutil.which(tool) is None:
             raise DeviceError(f"{tool} is missing: install pulseaudio-utils (or use --audio portaudio)")
@@ -311,26 +311,9 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
     play_cmd = ["pacat", "--playback", "--verbose", *spec, f"--latency-msec={3 * latency_ms}"] + (
         [f"--device={sink}"] if sink else [])
     stats = LiveStats()
-    writer = tmp = None
-    if record is not None:
-        record = Path(record)
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = new_temp(record)
-        writer = sf.SoundFile(tmp, "w", rate, channels, subtype="PCM_16", format="WAV")
+    writer = _Recording(record, rate, channels) if record is not None else None
     errlog = tempfile.TemporaryFile("w+")
-    # the player first, ready before the first block (a player still connecting blocked our
-    # writes for a second, measured); underruns before the first block are only the wait for it
-    player = subprocess.Popen(play_cmd, stdin=subprocess.PIPE, stderr=errlog)
-    ready_by = time.monotonic() + 20
-    while time.monotonic() < ready_by and player.poll() is None:
-        errlog.seek(0)
-        if "Connected to device" in errlog.read():
-            break
-        time.sleep(0.02)
-    if player.poll() is not None:
-        errlog.seek(0)
-        err = [line for line in errlog.read().strip().splitlines() if line.strip()]
-        raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}")
+    player = _start_player(play_cmd, errlog, sink)
     reader = subprocess.Popen(rec_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     baseline = None  # pacat's underrun count half a second after the first block (start-up over)
     nbytes = block * channels * 4
@@ -375,29 +358,75 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
                 display(stats)
         ok = True
     finally:
-        time.sleep(0.05)
-        errlog.seek(0)  # underruns while running (closing the pipe lets pacat run dry on purpose)
-        stats.underflows += max(0, errlog.read().lower().count("underrun") - (baseline or 0)) if baseline is not None else 0
-        reader.terminate()
-        try:
-            player.stdin.close()
-        except OSError:
-            pass
-        for proc in (p for p in (reader, player) if p is not None):
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        errlog.close()
+        _stop_pulse(reader, player, errlog, stats, baseline)
         if writer is not None:
-            writer.close()  # a complete header even after Ctrl-C / SIGTERM
-            if stats.blocks or ok:
-                os.replace(tmp, record)
-            elif os.path.exists(tmp):
-                os.unlink(tmp)
+            writer.finish(keep=bool(stats.blocks or ok))
     stats.device_latency = 4 * latency_ms / 1000
     return stats
+
+
+def _start_player(play_cmd: list[str], errlog, sink: str | None) -> subprocess.Popen:
+    """Start ``pacat`` and wait until it is connected: the player is ready before the first
+    block (a player still connecting blocked our writes for a second, measured), so underruns
+    before the first block are only the wait for it."""
+    player = subprocess.Popen(play_cmd, stdin=subprocess.PIPE, stderr=errlog)
+    ready_by = time.monotonic() + 20
+    while time.monotonic() < ready_by and player.poll() is None:
+        errlog.seek(0)
+        if "Connected to device" in errlog.read():
+            break
+        time.sleep(0.02)
+    if player.poll() is not None:
+        errlog.seek(0)
+        err = [line for line in errlog.read().strip().splitlines() if line.strip()]
+        raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}")
+    return player
+
+
+def _stop_pulse(reader: subprocess.Popen, player: subprocess.Popen, errlog, stats: LiveStats,
+                baseline: int | None) -> None:
+    """Count the underruns since ``baseline``, then stop ``parec`` and ``pacat``."""
+    time.sleep(0.05)
+    errlog.seek(0)  # underruns while running (closing the pipe lets pacat run dry on purpose)
+    stats.underflows += max(0, errlog.read().lower().count("underrun") - (baseline or 0)) if baseline is not None else 0
+    reader.terminate()
+    try:
+        player.stdin.close()
+    except OSError:
+        pass
+    for proc in (p for p in (reader, player) if p is not None):
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    errlog.close()
+
+
+class _Recording:
+    """The denoised stream saved as it is produced: PCM_16 WAV in a temp file next to ``path``,
+    renamed into place at the end (a complete header even after Ctrl-C / SIGTERM)."""
+
+    def __init__(self, path: str | Path, rate: int, channels: int):
+        import soundfile as sf
+
+        from .fileio import new_temp
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = new_temp(self.path)
+        self.file = sf.SoundFile(self.tmp, "w", rate, channels, subtype="PCM_16", format="WAV")
+
+    def write(self, data: np.ndarray) -> None:
+        self.file.write(data)
+
+    def finish(self, keep: bool) -> None:
+        """Close; move into place when ``keep`` (anything recorded), else remove the temp file."""
+        self.file.close()
+        if keep:
+            os.replace(self.tmp, self.path)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)
 
 
 def _drain(recq: queue.Queue, writer) -> None:

@@ -68,8 +68,25 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
 
         denoiser = (Denoiser.from_pretrained(config.model) if config.model in PRETRAINED
                     else Denoiser.from_checkpoint(config.model))
-    state: dict = {}
+    state: dict = {}  # the JobManager, once the lifespan has started it
 
+    app = FastAPIOffline(title="specdenoise", version=__version__, lifespan=_lifespan(config, denoiser, state),
+                         description="Remove background noise from speech. Upload a recording, get it "
+                                     "back denoised in the same format, rate and channels.")
+    app.state.config = config
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def jobs() -> JobManager:
+        return state["jobs"]
+
+    _add_error_handlers(app)
+    _add_page_routes(app, config, jobs)
+    _add_job_routes(app, config, jobs)
+    return app
+
+
+def _lifespan(config: ServeConfig, denoiser, state: dict):
+    """Start the job workers and a janitor that sweeps expired jobs; stop both on shutdown."""
     @contextlib.asynccontextmanager
     async def lifespan(app):
         manager = JobManager(config, denoiser)
@@ -90,16 +107,11 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
         finally:
             task.cancel()
             await asyncio.to_thread(manager.shutdown)
+    return lifespan
 
-    app = FastAPIOffline(title="specdenoise", version=__version__, lifespan=lifespan,
-                         description="Remove background noise from speech. Upload a recording, get it "
-                                     "back denoised in the same format, rate and channels.")
-    app.state.config = config
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    def jobs() -> JobManager:
-        return state["jobs"]
-
+def _add_error_handlers(app: FastAPIOffline) -> None:
+    """Every error as JSON ``{"error": one sentence, "status": code}``."""
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
         return error_response(exc.status, exc.message, exc.headers)
@@ -115,6 +127,8 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
         return error_response(422, f"Invalid {where}: {first.get('msg', 'bad value')}.")
 
+
+def _add_page_routes(app: FastAPIOffline, config: ServeConfig, jobs) -> None:
     @app.get("/", include_in_schema=False)
     async def page():
         text = (STATIC / "index.html").read_text(encoding="utf-8")
@@ -128,45 +142,64 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
         return {"status": "ok", "version": __version__, "model": config.model, "workers": config.jobs,
                 "max_upload_bytes": config.max_upload_bytes, **jobs().counts()}
 
-    async def accept(request: Request) -> Job:
-        """Admission, streamed upload, probe: a queued job, or an ApiError."""
-        try:
-            upload.check_declared_size(request.headers, config.max_upload_bytes)
-        except upload.UploadError as exc:
-            raise ApiError(exc.status, exc.message) from None
-        manager = jobs()
-        slot = manager.admit()
-        if slot is None:
-            raise ApiError(503, "The server is busy; please try again in a moment.",
-                           {"Retry-After": str(manager.retry_after())})
-        job_id, folder = slot
-        try:
-            up = await upload.receive(request, folder / "upload", config.max_upload_bytes, config.upload_idle_s)
-            strength = _strength(up.fields.get("strength", request.query_params.get("strength")))
-            info = await asyncio.to_thread(formats.probe, up.path, config.max_seconds)
-        except BaseException as exc:
-            manager.abandon(folder)
-            if isinstance(exc, upload.UploadError):
-                raise ApiError(exc.status, exc.message) from None
-            if isinstance(exc, formats.NotAudioError):
-                raise ApiError(415, _sentence(str(exc))) from None
-            if isinstance(exc, formats.TooLongError):
-                raise ApiError(413, _sentence(str(exc))) from None
-            if isinstance(exc, AudioError):
-                raise ApiError(422, _sentence(exc.reason)) from None
-            if isinstance(exc, upload.ClientGone):
-                log.info("upload dropped: %s", exc)
-                raise ApiError(400, "The upload did not complete.") from None
-            raise
-        job = Job(id=job_id, dir=folder, info=info, strength=strength, name=upload.safe_stem(up.filename))
-        manager.submit(job)
-        return job
 
+async def _accept(request: Request, config: ServeConfig, manager: JobManager) -> Job:
+    """Admission, streamed upload, probe: a queued job, or an ApiError."""
+    try:
+        upload.check_declared_size(request.headers, config.max_upload_bytes)
+    except upload.UploadError as exc:
+        raise ApiError(exc.status, exc.message) from None
+    slot = manager.admit()
+    if slot is None:
+        raise ApiError(503, "The server is busy; please try again in a moment.",
+                       {"Retry-After": str(manager.retry_after())})
+    job_id, folder = slot
+    try:
+        up = await upload.receive(request, folder / "upload", config.max_upload_bytes, config.upload_idle_s)
+        strength = _strength(up.fields.get("strength", request.query_params.get("strength")))
+        info = await asyncio.to_thread(formats.probe, up.path, config.max_seconds)
+    except BaseException as exc:
+        manager.abandon(folder)
+        if isinstance(exc, upload.UploadError):
+            raise ApiError(exc.status, exc.message) from None
+        if isinstance(exc, formats.NotAudioError):
+            raise ApiError(415, _sentence(str(exc))) from None
+        if isinstance(exc, formats.TooLongError):
+            raise ApiError(413, _sentence(str(exc))) from None
+        if isinstance(exc, AudioError):
+            raise ApiError(422, _sentence(exc.reason)) from None
+        if isinstance(exc, upload.ClientGone):
+            log.info("upload dropped: %s", exc)
+            raise ApiError(400, "The upload did not complete.") from None
+        raise
+    job = Job(id=job_id, dir=folder, info=info, strength=strength, name=upload.safe_stem(up.filename))
+    manager.submit(job)
+    return job
+
+
+def _find(manager: JobManager, job_id: str) -> Job:
+    job = manager.get(job_id)
+    if job is None:
+        raise ApiError(404, "There is no such job; finished jobs are removed after a while.")
+    return job
+
+
+def _finished(job: Job) -> Job:
+    if job.state == "done":
+        return job
+    if job.state == "failed":
+        raise ApiError(409, job.error or "The job failed.")
+    raise ApiError(409, f"The job is {job.state}; its result is not ready yet.")
+
+
+def _add_job_routes(app: FastAPIOffline, config: ServeConfig, jobs) -> None:
+    """The ``/v1`` API. Why one function of several short routes: FastAPI registers routes by
+    decorating closures over the app's job manager (``jobs()``, known once the lifespan runs)."""
     @app.post("/v1/jobs", status_code=202, summary="Start a denoising job (any length)",
               openapi_extra=MULTIPART_BODY, responses=UPLOAD_ERRORS)
     async def create_job(request: Request):
         """Upload a recording; poll `GET /v1/jobs/{id}` for state and progress."""
-        job = await accept(request)
+        job = await _accept(request, config, jobs())
         return JSONResponse(job.public(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @app.post("/v1/denoise", summary="Denoise a short recording in one request",
@@ -175,7 +208,7 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
                                "content": {"audio/*": {}}}, **UPLOAD_ERRORS,
                          504: {"description": "processing took longer than the time limit", **ERROR}})
     async def denoise_now(request: Request):
-        job = await accept(request)
+        job = await _accept(request, config, jobs())
         waited = 0.0
         while not job.done.is_set():
             await asyncio.sleep(0.05)
@@ -190,27 +223,14 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
                             filename=job.download_name(),
                             background=BackgroundTask(jobs().delete, job.id))
 
-    def find(job_id: str) -> Job:
-        job = jobs().get(job_id)
-        if job is None:
-            raise ApiError(404, "There is no such job; finished jobs are removed after a while.")
-        return job
-
-    def finished(job: Job) -> Job:
-        if job.state == "done":
-            return job
-        if job.state == "failed":
-            raise ApiError(409, job.error or "The job failed.")
-        raise ApiError(409, f"The job is {job.state}; its result is not ready yet.")
-
     @app.get("/v1/jobs/{job_id}", summary="State, progress and error of a job", responses=NOT_FOUND)
     async def get_job(job_id: str):
-        return find(job_id).public()
+        return _find(jobs(), job_id).public()
 
     @app.get("/v1/jobs/{job_id}/audio", summary="The denoised audio (same format, rate, channels)",
              responses={**NOT_FOUND, 409: {"description": "not finished (or failed)", **ERROR}})
     async def get_audio(job_id: str, download: bool = False):
-        job = finished(find(job_id))
+        job = _finished(_find(jobs(), job_id))
         return FileResponse(job.output, media_type=formats.MEDIA_TYPES[job.info.kind],
                             filename=job.download_name(),
                             content_disposition_type="attachment" if download else "inline")
@@ -221,7 +241,7 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
     async def get_spectrogram(job_id: str, which: str = "denoised"):
         if which not in ("denoised", "noisy"):
             raise ApiError(422, "Invalid which: choose 'denoised' or 'noisy'.")
-        job = finished(find(job_id))
+        job = _finished(_find(jobs(), job_id))
         png = job.spectrogram(which)
         if not png.exists():  # drawn on first request, then kept with the job
             try:
@@ -236,8 +256,6 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
         if not jobs().delete(job_id):
             raise ApiError(404, "There is no such job; finished jobs are removed after a while.")
         return Response(status_code=204)
-
-    return app
 
 
 def _strength(raw) -> float:
