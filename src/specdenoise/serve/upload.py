@@ -49,60 +49,75 @@ def check_declared_size(headers, limit: int) -> None:
         raise too_large(limit)
 
 
+class _Parts:
+    """The multipart parser's callbacks: the part named ``file`` streams into ``out`` (at most
+    ``limit`` bytes), the known text fields (at most FIELD_LIMIT bytes each) into ``upload.fields``,
+    anything else is skipped."""
+
+    def __init__(self, upload: Upload, out, limit: int):
+        self.upload, self.out, self.limit = upload, out, limit
+        self.name, self.is_file, self.headers, self.text = None, False, {}, bytearray()
+        self.field = self.value = b""
+        self.done_file = False
+
+    def callbacks(self) -> dict:
+        return {"on_part_begin": self.on_part_begin, "on_part_data": self.on_part_data,
+                "on_part_end": self.on_part_end, "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished}
+
+    def on_part_begin(self):
+        self.name, self.is_file, self.headers, self.text = None, False, {}, bytearray()
+
+    def on_header_field(self, data, start, end):
+        self.field += data[start:end]
+
+    def on_header_value(self, data, start, end):
+        self.value += data[start:end]
+
+    def on_header_end(self):
+        self.headers[self.field.decode("latin-1").lower()] = self.value
+        self.field, self.value = b"", b""
+
+    def on_headers_finished(self):
+        _, disp = parse_options_header(self.headers.get("content-disposition", b""))
+        self.name = disp.get(b"name", b"").decode("utf-8", "replace")
+        self.is_file = self.name == "file" and not self.upload.size
+        if self.is_file:
+            self.upload.filename = disp.get(b"filename", b"").decode("utf-8", "replace")
+
+    def on_part_data(self, data, start, end):
+        chunk = data[start:end]
+        if self.is_file:
+            self.upload.size += len(chunk)
+            if self.upload.size > self.limit:
+                raise too_large(self.limit)
+            self.out.write(chunk)
+        elif self.name not in TEXT_FIELDS:
+            return  # unknown parts are skipped (the body's size limit still counts them)
+        elif len(self.text) + len(chunk) <= FIELD_LIMIT:
+            self.text += chunk
+        else:
+            raise UploadError(413, f"The form field '{self.name}' is too long.")
+
+    def on_part_end(self):
+        if not self.is_file and self.name in TEXT_FIELDS:
+            self.upload.fields[self.name] = self.text.decode("utf-8", "replace")
+        self.done_file = self.done_file or self.is_file
+
+
 async def receive(request, target: Path, limit: int, idle_s: float) -> Upload:
+    """Stream a multipart upload's ``file`` part to ``target`` and collect its text fields,
+    refusing (UploadError) what is too large, malformed or idle for ``idle_s`` seconds."""
     content_type = request.headers.get("content-type", "")
     ctype, params = parse_options_header(content_type)
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UploadError(415, "Send the audio as multipart/form-data with a field named 'file'.")
     check_declared_size(request.headers, limit)
     upload = Upload(path=target)
-    state = {"name": None, "is_file": False, "headers": {}, "field": b"", "value": b"", "text": bytearray()}
     out = open(target, "wb")
-
-    def on_part_begin():
-        state.update(name=None, is_file=False, headers={}, text=bytearray())
-
-    def on_header_field(data, start, end):
-        state["field"] += data[start:end]
-
-    def on_header_value(data, start, end):
-        state["value"] += data[start:end]
-
-    def on_header_end():
-        state["headers"][state["field"].decode("latin-1").lower()] = state["value"]
-        state["field"], state["value"] = b"", b""
-
-    def on_headers_finished():
-        _, disp = parse_options_header(state["headers"].get("content-disposition", b""))
-        state["name"] = disp.get(b"name", b"").decode("utf-8", "replace")
-        state["is_file"] = state["name"] == "file" and not upload.size
-        if state["is_file"]:
-            upload.filename = disp.get(b"filename", b"").decode("utf-8", "replace")
-
-    def on_part_data(data, start, end):
-        chunk = data[start:end]
-        if state["is_file"]:
-            upload.size += len(chunk)
-            if upload.size > limit:
-                raise too_large(limit)
-            out.write(chunk)
-        elif state["name"] not in TEXT_FIELDS:
-            return  # unknown parts are skipped (the body's size limit still counts them)
-        elif len(state["text"]) + len(chunk) <= FIELD_LIMIT:
-            state["text"] += chunk
-        else:
-            raise UploadError(413, f"The form field '{state['name']}' is too long.")
-
-    def on_part_end():
-        if not state["is_file"] and state["name"] in TEXT_FIELDS:
-            upload.fields[state["name"]] = state["text"].decode("utf-8", "replace")
-        state["done_file"] = state.get("done_file") or state["is_file"]
-
-    parser = MultipartParser(params[b"boundary"], {
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
-        "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-    }, max_size=limit + OVERHEAD)
+    parts = _Parts(upload, out, limit)
+    parser = MultipartParser(params[b"boundary"], parts.callbacks(), max_size=limit + OVERHEAD)
     received = 0
     try:
         stream = request.stream().__aiter__()
@@ -129,7 +144,7 @@ async def receive(request, target: Path, limit: int, idle_s: float) -> Upload:
         parser.finalize()
     finally:
         out.close()
-    if not state.get("done_file"):
+    if not parts.done_file:
         raise UploadError(400, "The upload has no part named 'file'.")
     return upload
 
