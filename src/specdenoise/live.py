@@ -305,11 +305,7 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
         if shutil.which(tool) is None:
             raise DeviceError(f"{tool} is missing: install pulseaudio-utils (or use --audio portaudio)")
     block = block or max(1, int(round(rate * 0.016)))
-    spec = ["--raw", "--format=float32le", f"--rate={rate}", f"--channels={channels}"]
-    rec_cmd = ["parec", *spec, f"--latency-msec={latency_ms}"] + ([f"--device={source}"] if source else [])
-    # playback gets three times the cushion: a slow block must not empty it (an underrun is a gap)
-    play_cmd = ["pacat", "--playback", "--verbose", *spec, f"--latency-msec={3 * latency_ms}"] + (
-        [f"--device={sink}"] if sink else [])
+    rec_cmd, play_cmd = _pulse_commands(rate, channels, latency_ms, source, sink)
     stats = LiveStats()
     writer = _Recording(record, rate, channels) if record is not None else None
     errlog = tempfile.TemporaryFile("w+")
@@ -339,13 +335,7 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
             x = np.frombuffer(data, np.float32).reshape(block, channels)
             y = denoiser.push(x if channels > 1 else x[:, 0]).reshape(block, channels)
             took = time.perf_counter() - started  # the denoising itself (writing may wait for pacat)
-            try:
-                player.stdin.write(y.astype(np.float32).tobytes())
-                player.stdin.flush()
-            except BrokenPipeError:
-                errlog.seek(0)
-                err = errlog.read().strip().splitlines()
-                raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}") from None
+            _play(player, errlog, y, sink)
             if writer is not None:
                 writer.write(y)
             stats.max_write = max(stats.max_write, time.perf_counter() - started - took)
@@ -363,6 +353,28 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
             writer.finish(keep=bool(stats.blocks or ok))
     stats.device_latency = 4 * latency_ms / 1000
     return stats
+
+
+def _pulse_commands(rate: int, channels: int, latency_ms: int, source: str | None, sink: str | None
+                    ) -> tuple[list[str], list[str]]:
+    """``parec`` and ``pacat`` command lines: raw float32 at our rate and channel count."""
+    spec = ["--raw", "--format=float32le", f"--rate={rate}", f"--channels={channels}"]
+    rec_cmd = ["parec", *spec, f"--latency-msec={latency_ms}"] + ([f"--device={source}"] if source else [])
+    # playback gets three times the cushion: a slow block must not empty it (an underrun is a gap)
+    play_cmd = ["pacat", "--playback", "--verbose", *spec, f"--latency-msec={3 * latency_ms}"] + (
+        [f"--device={sink}"] if sink else [])
+    return rec_cmd, play_cmd
+
+
+def _play(player: subprocess.Popen, errlog, y: np.ndarray, sink: str | None) -> None:
+    """One block to ``pacat``; a player gone is a DeviceError with its last words."""
+    try:
+        player.stdin.write(y.astype(np.float32).tobytes())
+        player.stdin.flush()
+    except BrokenPipeError:
+        errlog.seek(0)
+        err = errlog.read().strip().splitlines()
+        raise DeviceError(f"cannot play to {sink or 'the default sink'}: {err[-1] if err else 'pacat stopped'}") from None
 
 
 def _start_player(play_cmd: list[str], errlog, sink: str | None) -> subprocess.Popen:

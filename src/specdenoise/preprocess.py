@@ -56,24 +56,9 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
     sample_rate = int(corpus_info["config"]["mix"]["sample_rate"])
     check_output_folder(out, "stft.json", "PREPROCESSED cache", [corpus], force=True)
     if (out / "stft.json").exists() and not force:
-        existing = read_cache_info(out)
-        if existing["stft"] != config.to_dict():
-            raise SpecdenoiseError(
-                f"{out}: cache was made with STFT {existing['stft']}, not {config.to_dict()}; "
-                "choose another --out or pass --force to rebuild")
-        if existing.get("corpus_digest") != corpus_info["source_digest"] or existing.get("corpus_seed") != corpus_info["seed"]:
-            raise SpecdenoiseError(f"{out}: cache belongs to another corpus; use --force to rebuild")
-        raise SpecdenoiseError(f"{out}: cache exists with these settings (use --force to rebuild it)")
+        _refuse_existing(out, config, corpus_info)
     wanted = list(SPLITS) + ([MERGED] if merge_train_validation else [])
-    names_by_split = {}
-    for split in wanted:
-        parts = ["train", "validation"] if split == MERGED else [split]
-        names = []
-        for part in parts:
-            names += sorted(p.stem for p in (corpus / part / "clean").glob("*.wav"))
-        if not names:
-            raise SpecdenoiseError(f"{corpus}/{split}: no clips")
-        names_by_split[split] = names
+    names_by_split = {split: _clip_names(corpus, split) for split in wanted}
     first = names_by_split[wanted[0]][0]
     wav, _ = audio.read(corpus / first.split("_")[0] / "clean" / f"{first}.wav", sample_rate=sample_rate)
     row_bytes = stft_np(wav, config).astype(np.complex64).nbytes
@@ -84,20 +69,8 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
         raise SpecdenoiseError(f"{out}: cannot write the cache ({exc.strerror or exc})") from None
     try:
         for split in wanted:
-            names = names_by_split[split]
-            folder = partial / split
-            folder.mkdir()
-            writers = {kind: _NpyWriter(folder / f"{kind}.npy", len(names)) for kind in ("noisy", "clean")}
-            try:
-                for name in tqdm(names, desc=f"preprocess {split}", unit="clip", disable=not progress):
-                    part = name.split("_")[0]
-                    for kind, writer in writers.items():
-                        wav, _ = audio.read(corpus / part / kind / f"{name}.wav", sample_rate=sample_rate)
-                        writer.append(name, stft_np(wav, config).astype(np.complex64))
-            finally:
-                for writer in writers.values():
-                    writer.close()
-            (folder / "clips.txt").write_text("\n".join(names) + "\n")
+            _write_split(corpus, partial / split, names_by_split[split], config, sample_rate,
+                         tqdm(names_by_split[split], desc=f"preprocess {split}", unit="clip", disable=not progress))
         info = {"version": __version__, "stft": config.to_dict(), "sample_rate": sample_rate,
                 "corpus": str(corpus), "corpus_digest": corpus_info["source_digest"],
                 "corpus_seed": corpus_info["seed"], "splits": wanted}
@@ -110,6 +83,45 @@ def preprocess(corpus: str | Path, out: str | Path, config: StftConfig,
         remove_partial(partial)
         raise
     return info
+
+
+def _refuse_existing(out: Path, config: StftConfig, corpus_info: dict) -> None:
+    """An existing cache without --force: say how it differs, or that it is already there."""
+    existing = read_cache_info(out)
+    if existing["stft"] != config.to_dict():
+        raise SpecdenoiseError(
+            f"{out}: cache was made with STFT {existing['stft']}, not {config.to_dict()}; "
+            "choose another --out or pass --force to rebuild")
+    if existing.get("corpus_digest") != corpus_info["source_digest"] or existing.get("corpus_seed") != corpus_info["seed"]:
+        raise SpecdenoiseError(f"{out}: cache belongs to another corpus; use --force to rebuild")
+    raise SpecdenoiseError(f"{out}: cache exists with these settings (use --force to rebuild it)")
+
+
+def _clip_names(corpus: Path, split: str) -> list[str]:
+    """The clips of ``split`` (MERGED: train then validation), sorted within each part."""
+    names: list[str] = []
+    for part in (["train", "validation"] if split == MERGED else [split]):
+        names += sorted(p.stem for p in (corpus / part / "clean").glob("*.wav"))
+    if not names:
+        raise SpecdenoiseError(f"{corpus}/{split}: no clips")
+    return names
+
+
+def _write_split(corpus: Path, folder: Path, names: list[str], config: StftConfig, sample_rate: int,
+                 shown_names) -> None:
+    """noisy.npy, clean.npy and clips.txt of one split; ``shown_names`` is ``names`` with a progress bar."""
+    folder.mkdir()
+    writers = {kind: _NpyWriter(folder / f"{kind}.npy", len(names)) for kind in ("noisy", "clean")}
+    try:
+        for name in shown_names:
+            part = name.split("_")[0]
+            for kind, writer in writers.items():
+                wav, _ = audio.read(corpus / part / kind / f"{name}.wav", sample_rate=sample_rate)
+                writer.append(name, stft_np(wav, config).astype(np.complex64))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    (folder / "clips.txt").write_text("\n".join(names) + "\n")
 
 
 def _check_free_space(out: Path, needed: int) -> None:

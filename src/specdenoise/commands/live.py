@@ -32,7 +32,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import sys
-    from pathlib import Path
 
     from ..errors import ConfigError, shown
 
@@ -44,12 +43,7 @@ def run(args) -> int:
     if args.seconds is not None and not args.seconds > 0:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
     latency = args.latency if args.latency in ("low", "high") else _seconds(args.latency)
-    record = Path(args.record) if args.record else None
-    if record is not None:
-        if record.suffix.lower() != ".wav":
-            raise ConfigError(f"{shown(record)}: --record writes WAV: the name must end in .wav")
-        if record.exists() and not args.force:
-            raise ConfigError(f"{shown(record)}: output exists (use --force to replace it)")
+    record = _record_path(args)
     import contextlib
 
     from ..enhance import PRETRAINED, pretrained_path
@@ -88,15 +82,34 @@ def run(args) -> int:
         finally:
             if display is not None:
                 print(file=sys.stderr)
+    _print_summary(stats, denoiser.latency_ms)
+    if record is not None:
+        print(f"recorded {shown(record)}")
+    return 0
+
+
+def _record_path(args):
+    """``--record`` as a Path (None without it), refused before any device opens when unusable."""
+    from pathlib import Path
+
+    from ..errors import ConfigError, shown
+
+    record = Path(args.record) if args.record else None
+    if record is not None:
+        if record.suffix.lower() != ".wav":
+            raise ConfigError(f"{shown(record)}: --record writes WAV: the name must end in .wav")
+        if record.exists() and not args.force:
+            raise ConfigError(f"{shown(record)}: output exists (use --force to replace it)")
+    return record
+
+
+def _print_summary(stats, latency_ms: float) -> None:
     cpu = 100 * sum(stats.busy) / len(stats.busy) if stats.busy else 0.0
     print(f"{stats.blocks} blocks, dropped or late buffers: {stats.dropped} "
           f"(input overflows {stats.overflows}, output underflows {stats.underflows}); "
           f"slow callbacks {stats.slow}; CPU {cpu:.1f} % of real time; "
-          f"latency {denoiser.latency_ms:.1f} ms algorithmic + {1000 * stats.device_latency:.0f} ms device buffers"
+          f"latency {latency_ms:.1f} ms algorithmic + {1000 * stats.device_latency:.0f} ms device buffers"
           + (f"; longest output wait {1000 * stats.max_write:.0f} ms" if stats.max_write else ""))
-    if record is not None:
-        print(f"recorded {shown(record)}")
-    return 0
 
 
 def _seconds(text: str) -> float:
