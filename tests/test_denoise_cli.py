@@ -163,6 +163,24 @@ def test_folder_batch(ckpt, odd_tree, tmp_path):
     assert np.abs(sf.read(out / "sub/deeper/silent.wav")[0]).max() < 1e-3
 
 
+def test_folder_batch_through_the_python_api(ckpt, odd_tree, tmp_path):
+    """denoise_paths is the CLI's batch policy: same outputs, same one-line problems, no temps."""
+    from specdenoise.enhance import denoise_paths
+
+    out = tmp_path / "out"
+    outcomes = denoise_paths(Denoiser.from_checkpoint(ckpt), [odd_tree], out)
+    assert len(outcomes) == len(GOOD) + len(BAD)
+    problems = {o.job.source.relative_to(odd_tree).as_posix(): o.problem for o in outcomes if o.problem}
+    assert sorted(problems) == sorted(BAD)
+    for rel, reason in BAD.items():
+        assert reason in problems[rel] and "\n" not in problems[rel]
+    assert sorted(_tree(out)) == sorted(GOOD)
+    for o in outcomes:
+        if o.result is not None:
+            assert o.result.target.exists() and sf.info(o.result.target).frames == sf.info(o.result.source).frames
+    assert not _temps(out)
+
+
 def test_stereo_24bit_single_file_matches_the_api(ckpt, odd_tree, tmp_path):
     src = odd_tree / "stereo44k_24bit.wav"
     dst = tmp_path / "clean.wav"
