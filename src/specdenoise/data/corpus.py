@@ -233,24 +233,14 @@ def synthesize(cfg: SynthConfig, out: str | Path, workers: int = 1, force: bool 
     check_output_folder(out, "corpus.json", "specdenoise corpus", inputs, force)
     by_split, sources, mix = collect_sources(cfg)
     skipped = sources.skipped
-    total_speech_h = sum(f.duration for f in sources.speech) / 3600
     hours = cfg.hours
     if hours is None and cfg.msnsd_root:
         hours = read_msnsd_config(Path(cfg.msnsd_root)).total_hours  # its cfg's total_hours
     if hours is None:
-        hours = total_speech_h
+        hours = sum(f.duration for f in sources.speech) / 3600  # all the speech there is
     share = np.asarray(cfg.proportions, float) / sum(cfg.proportions)
     clips = {s: max(1, int(round(hours * 3600 * share[i] / mix.clip_seconds))) for i, s in enumerate(SPLITS)}
-
-    mixers = {}
-    for i, split in enumerate(SPLITS):
-        n_sim = int(round(cfg.simulate_rir * share[i])) if cfg.simulate_rir else 0
-        sims = simulate_rirs(n_sim, mix.sample_rate, cfg.seed * 1000 + i) if n_sim else []
-        pools = load_pools(by_split[split], mix.sample_rate, skipped, sims)
-        if not pools.speech or not pools.noise:
-            raise SpecdenoiseError(
-                f"split {split!r} got no usable speech or noise: too few source speakers/files for three splits")
-        mixers[split] = Mixer(pools, mix)
+    mixers = _split_mixers(cfg, by_split, mix, share, skipped)
 
     check_output_folder(out, "corpus.json", "specdenoise corpus", inputs, force)  # again: time has passed
     partial = make_partial(out)
@@ -283,6 +273,20 @@ def synthesize(cfg: SynthConfig, out: str | Path, workers: int = 1, force: bool 
     for line in skipped:
         warnings.warn(f"skipped {line}", stacklevel=2)
     return summary
+
+
+def _split_mixers(cfg: SynthConfig, by_split: dict, mix, share: np.ndarray, skipped: list[str]) -> dict:
+    """One Mixer per split over that split's own sources (and its share of simulated rooms)."""
+    mixers = {}
+    for i, split in enumerate(SPLITS):
+        n_sim = int(round(cfg.simulate_rir * share[i])) if cfg.simulate_rir else 0
+        sims = simulate_rirs(n_sim, mix.sample_rate, cfg.seed * 1000 + i) if n_sim else []
+        pools = load_pools(by_split[split], mix.sample_rate, skipped, sims)
+        if not pools.speech or not pools.noise:
+            raise SpecdenoiseError(
+                f"split {split!r} got no usable speech or noise: too few source speakers/files for three splits")
+        mixers[split] = Mixer(pools, mix)
+    return mixers
 
 
 def _run_jobs(jobs, mixers, root, seed, workers, progress) -> list[dict]:

@@ -205,25 +205,9 @@ class Mixer:
             sos, filter_name = random_channel_filter(rng, cfg.sample_rate)
             speech, noise = _filt(sos, speech), _filt(sos, noise)
             dry = _filt(sos, dry)
-        p_speech = active_power(speech, cfg.sample_rate)
-        if p_speech <= 0:
-            raise SilentSourceError(f"silent speech excerpt ({', '.join(speech_files)}): cannot set an SNR")
-        p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
-        snr = self.draw_snr(rng)
-        if p_noise <= 1e-20:
-            noise_gain = 0.0
-        else:
-            noise_gain = np.sqrt(p_speech / (p_noise * 10 ** (snr / 10)))
-        noise = (noise * noise_gain).astype(np.float32)
+        noise, snr = self._noise_at_snr(rng, speech, noise, speech_files)
         target = dry if (cfg.dry_target or cfg.early_reflection_ms > 0) else speech
-        noisy = speech + noise
-        level = float(rng.uniform(*cfg.level_range_dbfs))
-        rms = np.sqrt(np.mean(np.square(noisy, dtype=np.float64))) + 1e-12
-        gain = 10 ** (level / 20) / rms
-        peak = max(np.abs(noisy).max(), np.abs(target).max(), np.abs(noise).max()) * gain
-        clipped_guard = peak > CLIP_PEAK
-        if clipped_guard:
-            gain *= CLIP_PEAK / peak
+        level, rms, gain, clipped_guard = self._output_gain(rng, speech + noise, target, noise)
         meta = {
             "speaker": speaker,
             "speech_files": ";".join(speech_files),
@@ -244,6 +228,33 @@ class Mixer:
             noisy = np.clip(noisy, -threshold, threshold)
             meta["input_clipped_at"] = round(threshold, 6)
         return Mixture(clean=target * g, noise=noise * g, noisy=noisy.astype(np.float32), meta=meta)
+
+    def _noise_at_snr(self, rng, speech: np.ndarray, noise: np.ndarray, speech_files: list[str]
+                      ) -> tuple[np.ndarray, float]:
+        """``noise`` scaled to a drawn SNR over the active speech level; returns it and the SNR."""
+        p_speech = active_power(speech, self.config.sample_rate)
+        if p_speech <= 0:
+            raise SilentSourceError(f"silent speech excerpt ({', '.join(speech_files)}): cannot set an SNR")
+        p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+        snr = self.draw_snr(rng)
+        if p_noise <= 1e-20:
+            noise_gain = 0.0
+        else:
+            noise_gain = np.sqrt(p_speech / (p_noise * 10 ** (snr / 10)))
+        return (noise * noise_gain).astype(np.float32), snr
+
+    def _output_gain(self, rng, noisy: np.ndarray, target: np.ndarray, noise: np.ndarray
+                     ) -> tuple[float, float, float, bool]:
+        """A drawn output level (dBFS), lowered when any of the three signals would clip; returns
+        (level, rms of ``noisy``, gain, whether the clip guard lowered it)."""
+        level = float(rng.uniform(*self.config.level_range_dbfs))
+        rms = np.sqrt(np.mean(np.square(noisy, dtype=np.float64))) + 1e-12
+        gain = 10 ** (level / 20) / rms
+        peak = max(np.abs(noisy).max(), np.abs(target).max(), np.abs(noise).max()) * gain
+        clipped_guard = peak > CLIP_PEAK
+        if clipped_guard:
+            gain *= CLIP_PEAK / peak
+        return level, rms, gain, clipped_guard
 
     def _add_second_noise(self, rng, noise, name, category):
         """Two independent sources (e.g. traffic under a fan), the second 0-10 dB below the first."""
