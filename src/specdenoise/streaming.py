@@ -18,7 +18,6 @@ Both back ends (PyTorch, or onnxruntime on the exported streaming graph) plug in
 """
 from __future__ import annotations
 
-import math
 import numbers
 from pathlib import Path
 from typing import Callable
