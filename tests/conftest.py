@@ -151,7 +151,7 @@ def tuning_cache(tmp_path_factory, shared_data) -> Path:
 
 
 def random_model(name: str = "unet", seed: int = 0, *, kaiming: bool = False, norms: bool = False,
-                 gain: float | None = None, **kwargs):
+                 jitter: float | None = None, gain: float | None = None, **kwargs):
     """An untrained model in eval mode whose output is not a near-identity.
 
     ``kaiming``: variance-preserving convolution weights. With PyTorch's default init each layer
@@ -161,6 +161,8 @@ def random_model(name: str = "unet", seed: int = 0, *, kaiming: bool = False, no
     ``norms``: BatchNorm statistics and affine parameters far from (0, 1), and the input
     normalisation at the level of log-magnitude features, so inference does not merely undo the
     training statistics.
+    ``jitter``: every parameter moved by ``jitter`` times standard normal noise (weights away from
+    their initial values, like trained ones).
     ``gain``: every parameter multiplied by it (a causal model's mask then sits far from 0 and 1,
     so streaming errors would show)."""
     import torch
@@ -187,6 +189,9 @@ def random_model(name: str = "unet", seed: int = 0, *, kaiming: bool = False, no
             if hasattr(model, "input_norm"):
                 model.input_norm.running_mean.fill_(-6.0)  # log-magnitude features sit far below zero
                 model.input_norm.running_var.fill_(4.0)
+        if jitter is not None:
+            for p in model.parameters():
+                p.add_(jitter * torch.randn(p.shape, generator=gen))
         if gain is not None:
             for p in model.parameters():
                 p.mul_(gain)
