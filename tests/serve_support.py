@@ -1,41 +1,19 @@
-"""Helpers for the ``specdenoise serve`` tests: real noisy speech with its clean reference, a server
-in a thread (for API tests) or in a subprocess (the real command, for browser and load tests)."""
+"""Helpers for the ``specdenoise serve`` tests: a server in a thread (for API tests) or in a
+subprocess (the real command, for browser and load tests). Real noisy speech and ``wait_until``
+come from tests/conftest.py, shared with the other test files."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import numpy as np
-
-from conftest import noise_at_snr, real_speech, speech_and_noise_files
-
-
-def clean_and_noisy(data: Path, rng: np.random.Generator, seconds: float, snr_db: float = 5.0):
-    """(clean, noisy) float32 at 16 kHz: real LibriSpeech speech plus a real noise recording."""
-    speech_files, noise_files = speech_and_noise_files(data)
-    clean = real_speech(speech_files, rng, int(round(seconds * 16000)))
-    noisy = clean + noise_at_snr(noise_files, rng, clean, snr_db)
-    scale = 0.5 / np.abs(noisy).max()
-    return (clean * scale).astype(np.float32), (noisy * scale).astype(np.float32)
+from conftest import cli_env, wait_until
 
 
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file())
-
-
-def wait_until(predicate, timeout: float = 30.0, step: float = 0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 class ServerThread:
@@ -69,7 +47,7 @@ class CliServer:
     """``python -m specdenoise serve --port 0 ARGS`` in a subprocess; its URL from the first line."""
 
     def __init__(self, *args: str, workdir: Path):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        env = cli_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         self.workdir = Path(workdir)
         self.proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "serve", "--port", "0",
                                       "--workdir", str(workdir), *args],

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,18 +10,16 @@ from pathlib import Path
 import pytest
 
 import specdenoise
+from conftest import run_cli
 from specdenoise import cli
 from specdenoise.errors import AudioError, ConfigError
 
 VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo", "serve", "live", "export")
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, WANDB_MODE="offline", PYTHONWARNINGS="ignore")
-    return subprocess.run(
-        [sys.executable, "-m", "specdenoise", *args],
-        capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
-    )
+def _run(*args: str) -> subprocess.CompletedProcess:
+    """The real entry point; the exit status is checked by each test."""
+    return run_cli(*args, check=False, timeout=120)
 
 
 def _one_line(text: str) -> str:

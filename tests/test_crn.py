@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, random_model, run_cli
 from specdenoise import config as config_io
 from specdenoise.data.mixing import MixConfig, Mixer, Pools, apply_rir
 from specdenoise.data.rooms import early_part, simulate_room_bank
@@ -23,16 +23,7 @@ SMALL = {"channels": 8, "first_channels": 4, "gru_hidden": 8}
 
 def _trained_like(seed: int = 0, **kw):
     """A CRN with random (non-initial) weights and BatchNorm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    model = build_model("crn", **{**SMALL, **kw})
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    return random_model("crn", seed, norms=True, jitter=0.2, **{**SMALL, **kw})
 
 
 def _spec(rng, frames: int = 60, batch: int = 2) -> torch.Tensor:

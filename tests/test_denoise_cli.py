@@ -3,28 +3,22 @@ rates, channels, sample formats, containers, tiny/silent/clipped/corrupt/NaN fil
 trees, output protection (--force, never the input, no temp files left behind), strength.
 
 Inputs are real LibriSpeech speech mixed with real noise from ``../shared/data``, written to
-``tmp_path``. A small random checkpoint stands in for the shipped model, which may not exist
-yet; tests that need the shipped model or examples skip with a message while they are missing.
+``tmp_path``. A small random checkpoint keeps most tests fast; one test runs the shipped model.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from conftest import noisy_speech
+from conftest import noisy_speech, run_cli
 from specdenoise.enhance import Denoiser
-from specdenoise.models import build_model, save_checkpoint, serialize
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PACKAGE = Path(str(resources.files("specdenoise")))
 SHIPPED_MODEL = PACKAGE / "pretrained" / "default.pt"
 
@@ -32,14 +26,8 @@ SHIPPED_MODEL = PACKAGE / "pretrained" / "default.pt"
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, WANDB_MODE="offline", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "specdenoise", *args], capture_output=True, text=True,
-                          timeout=180, cwd=cwd, env=env)
-
-
-def _denoise(*args: str, model: Path | str) -> subprocess.CompletedProcess:
-    return _run("denoise", *args, "--model", str(model), "--threads", "1", "--no-progress")
+def _denoise(*args: str, model: Path | str):
+    return run_cli("denoise", *args, "--model", model, "--threads", "1", "--no-progress", check=False, timeout=180)
 
 
 def _cli(capsys, *args: str, model: Path | str) -> tuple[int, str, str]:
@@ -68,35 +56,16 @@ def _skipped_lines(stderr: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    """A small U-Net with random weights and perturbed BatchNorm statistics."""
-    torch.manual_seed(0)
-    model = build_model("unet", depth=2, base_channels=4)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.rand(n, generator=gen) * 2 - 1)
-                module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-        model.input_norm.running_mean.fill_(-6.0)
-        model.input_norm.running_var.fill_(4.0)
-    model.eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", serialize(model))
+def ckpt(tiny_ckpt) -> Path:
+    """The shared small random U-Net (tests/conftest.py)."""
+    return tiny_ckpt
 
 
 @pytest.fixture(scope="module")
-def data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is missing (see README: ../shared/data)")
-    return SHARED_DATA
-
-
-@pytest.fixture(scope="module")
-def mix(data):
+def mix(shared_data):
     """``mix(seconds, rate, channels=None, seed=0)``: real speech + real noise at 5 dB SNR."""
     def make(seconds: float, rate: int, channels: int | None = None, seed: int = 0) -> np.ndarray:
-        return noisy_speech(data, np.random.default_rng(seed), seconds, rate, channels)
+        return noisy_speech(shared_data, np.random.default_rng(seed), seconds, rate, channels)
 
     return make
 
@@ -303,8 +272,6 @@ def test_same_name_from_two_folders_is_not_clobbered(capsys, ckpt, mix, tmp_path
 
 
 def test_default_model(odd_tree, tmp_path):
-    if not SHIPPED_MODEL.exists():
-        pytest.skip(f"the shipped model {SHIPPED_MODEL} is not there yet (it is still training)")
-    result = _run("denoise", str(odd_tree / "speech.flac"), "-o", str(tmp_path), "--threads", "1", "--no-progress")
-    assert result.returncode == 0, result.stderr
+    assert SHIPPED_MODEL.is_file(), f"the shipped model {SHIPPED_MODEL} is missing"
+    run_cli("denoise", odd_tree / "speech.flac", "-o", tmp_path, "--threads", "1", "--no-progress", timeout=180)
     assert sf.info(tmp_path / "speech.flac").frames == sf.info(odd_tree / "speech.flac").frames

@@ -1,10 +1,9 @@
 """The denoising API (issue 5): any shape, length, rate and strength; chunked = whole-file;
 streaming ``denoise_file`` = in-memory ``Denoiser``; the shipped model and the demo.
 
-The shipped model may not exist yet, so these tests build their own small checkpoints (random
-weights, BatchNorm running statistics perturbed so inference is not an identity of the training
-statistics); tests that need ``specdenoise/pretrained/default.pt`` or the shipped examples skip
-with a message while those are missing.
+Most tests use small random checkpoints (tests/conftest.py: random weights, BatchNorm statistics
+perturbed so inference is not an identity of the training statistics), which are fast and make
+chunking errors visible; the shipped model and examples are tested as shipped.
 """
 from __future__ import annotations
 
@@ -17,12 +16,10 @@ import soundfile as sf
 import soxr
 import torch
 
-from conftest import noisy_speech
+from conftest import noisy_speech, random_checkpoint
 from specdenoise.enhance import Denoiser, denoise_file, pretrained_path
 from specdenoise.errors import AudioError, ConfigError
-from specdenoise.models import build_model, save_checkpoint, serialize
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PACKAGE = Path(str(resources.files("specdenoise")))
 SHIPPED_MODEL = PACKAGE / "pretrained" / "default.pt"
 SHIPPED_EXAMPLES = PACKAGE / "examples" / "examples.json"
@@ -32,51 +29,17 @@ RATES = (8000, 16000, 22050, 44100, 48000)
 # --- fixtures --------------------------------------------------------------------------------
 
 
-def make_checkpoint(path: Path, name: str = "unet", seed: int = 0, **kwargs) -> Path:
-    """A randomly initialised model whose BatchNorm running stats are far from (0, 1).
-
-    Convolutions get variance-preserving (Kaiming) weights: with PyTorch's default init each layer
-    shrinks the signal, the deep levels contribute almost nothing and the network's effective
-    receptive field is a few frames, which would make the chunking tests vacuous. With these
-    weights a U-Net of depth 4 reacts ~100 frames away, as a trained one does.
-    """
-    torch.manual_seed(seed)
-    model = build_model(name, **kwargs)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                torch.nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu", generator=gen)
-                module.bias.copy_(torch.rand(module.bias.shape, generator=gen) * 0.2 - 0.1)
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.rand(n, generator=gen) * 2 - 1)
-                module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
-                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                module.bias.copy_(torch.rand(n, generator=gen) * 0.2 - 0.1)
-    model.input_norm.running_mean.fill_(-6.0)  # log-magnitude features sit far below zero
-    model.input_norm.running_var.fill_(4.0)
-    model.eval()
-    save_checkpoint(path, serialize(model))
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "unet", depth=2, base_channels=4)
-
-
 @pytest.fixture(scope="session")
 def shipped_size_ckpt(tmp_path_factory) -> Path:
-    """Same architecture as the shipped model (U-Net depth 4, base 8): its receptive field and
-    frame grid are what chunking must respect."""
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "unet8.pt", "unet", seed=3, depth=4, base_channels=8)
+    """Same architecture as the shipped U-Net (pretrained/unet.pt: depth 4, base 8): its receptive
+    field and frame grid are what chunking must respect."""
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "unet8.pt", "unet", seed=3, kaiming=True, norms=True,
+                             depth=4, base_channels=8)
 
 
 @pytest.fixture(scope="session")
 def cnn_ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "cnn.pt", "cnn", seed=5)
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "cnn.pt", "cnn", seed=5, kaiming=True, norms=True)
 
 
 @pytest.fixture(scope="session")
@@ -85,10 +48,8 @@ def tiny(tiny_ckpt) -> Denoiser:
 
 
 @pytest.fixture(scope="session")
-def data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is missing (see README: ../shared/data)")
-    return SHARED_DATA
+def data(shared_data) -> Path:
+    return shared_data
 
 
 def band_energy(x: np.ndarray, rate: int, low_hz: float) -> float:
@@ -340,7 +301,7 @@ def test_context_never_narrower_than_the_receptive_field(shipped_size_ckpt, data
 
 
 def test_deeper_unet_gets_more_context(tmp_path, data, rng):
-    ckpt = make_checkpoint(tmp_path / "deep.pt", "unet", seed=7, depth=5, base_channels=4)
+    ckpt = random_checkpoint(tmp_path / "deep.pt", "unet", seed=7, kaiming=True, norms=True, depth=5, base_channels=4)
     den = Denoiser.from_checkpoint(ckpt, chunk_seconds=0.5)  # default context_seconds=1.0
     assert den.context > 16000 * 1.5
     x = noisy_speech(data, rng, 6.0, 16000)
@@ -407,18 +368,13 @@ def test_denoise_file_refuses_its_input(tiny, data, rng, tmp_path):
 # --- the shipped model and the demo (tests/test_demo.py checks the demo's output and scores) ----
 
 
-def _need_shipped_model():
-    if not SHIPPED_MODEL.exists():
-        pytest.skip(f"the shipped model {SHIPPED_MODEL} is not there yet (it is still training)")
-
-
-def _need_examples():
-    if not SHIPPED_EXAMPLES.exists():
-        pytest.skip(f"the shipped examples {SHIPPED_EXAMPLES} are not there yet")
+def test_shipped_model_and_examples_are_in_the_package():
+    assert SHIPPED_MODEL.is_file(), f"the shipped model {SHIPPED_MODEL} is missing"
+    assert SHIPPED_EXAMPLES.is_file(), f"the shipped examples {SHIPPED_EXAMPLES} are missing"
+    assert pretrained_path("default") == SHIPPED_MODEL
 
 
 def test_from_pretrained(data, rng):
-    _need_shipped_model()
     den = Denoiser.from_pretrained()
     assert den.sample_rate == 16000
     x = noisy_speech(data, rng, 3.0, 16000, snr_db=0.0)
@@ -433,7 +389,6 @@ def test_from_pretrained(data, rng):
 
 
 def test_demo_with_a_checkpoint(tiny_ckpt, tmp_path):
-    _need_examples()
     from specdenoise.demo import load_example, run_demo
 
     report = run_demo(tmp_path / "demo", model=str(tiny_ckpt))
@@ -443,7 +398,6 @@ def test_demo_with_a_checkpoint(tiny_ckpt, tmp_path):
 
 
 def test_demo_unknown_example(tmp_path):
-    _need_examples()
     from specdenoise.demo import run_demo
 
     with pytest.raises(ConfigError, match="unknown example"):

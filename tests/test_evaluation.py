@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,25 +10,19 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from conftest import SHARED_DATA as DATA
+from conftest import needs_data, run_cli
 from specdenoise import audio
 from specdenoise.errors import SpecdenoiseError
 from specdenoise.evaluation import BASELINES, METRICS, discover, evaluate, make_baseline, parse_baselines
 from specdenoise.evaluation import peers
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 SPEECH = [
     DATA / "speech" / "librispeech_train-clean-100" / "118" / "118-121721-0000.flac",
     DATA / "speech" / "librispeech_train-clean-100" / "1624" / "1624-142933-0000.flac",
 ]
 NOISE = [DATA / "noise" / "babble_cafe" / "anrose_cafe.flac", DATA / "noise" / "street_traffic" / "anrose_traffic.flac"]
 SCHEMA_KEYS = {"pesq_wb", "stoi", "estoi", "si_sdr", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "rtf", "n_files", "n_failed"}
-
-needs_data = pytest.mark.skipif(
-    not all(p.is_file() for p in SPEECH + NOISE),
-    reason="shared test data not found at ../shared/data (relative to the repository root)",
-)
-
 
 def _mix(index: int, snr_db: float, seconds: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Clean speech and speech + real noise at ``snr_db`` (16 kHz)."""
@@ -210,7 +203,6 @@ def test_model_systems_are_built_through_the_denoiser_api(monkeypatch, tmp_path)
 
 @needs_data
 def test_model_system_keeps_length_and_alignment():
-    pytest.importorskip("specdenoise.enhance", reason="specdenoise.enhance (the model system) is not written yet")
     clean, noisy = _mix(0, 5.0)
     system = peers.ModelSystem("default")
     output = system(noisy, 16000)
@@ -387,10 +379,8 @@ def test_voicebank_layout_and_failed_files_are_excluded_not_zeroed(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
+def cli_run(tmp_path_factory, shared_data):
     """One end-to-end ``specdenoise evaluate`` on a two-file synth split with every installed baseline."""
-    if not all(p.is_file() for p in SPEECH + NOISE):
-        pytest.skip("shared test data not found at ../shared/data (relative to the repository root)")
     from specdenoise import cli
 
     base = tmp_path_factory.mktemp("evaluate_cli")
@@ -443,12 +433,8 @@ def test_cli_end_to_end(cli_run, capsys):
 
 
 def test_cli_missing_data_folder_fails_with_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "specdenoise", "evaluate", str(tmp_path / "missing"), "--model", "none", "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("evaluate", tmp_path / "missing", "--model", "none", "--out", tmp_path / "out", check=False,
+                     timeout=120)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "data folder not found" in lines[0], result.stderr

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from conftest import noisy_speech, run_cli
+from conftest import noisy_speech, random_checkpoint, run_cli
 from specdenoise.enhance import Denoiser
 from specdenoise.models import build_model, save_checkpoint, serialize
 from specdenoise.streaming import StreamingDenoiser
@@ -16,11 +16,7 @@ from specdenoise.streaming import StreamingDenoiser
 
 @pytest.fixture(scope="module")
 def crn_ckpt(tmp_path_factory):
-    torch.manual_seed(5)
-    model = build_model("crn").eval()
-    path = tmp_path_factory.mktemp("crn") / "crn.pt"
-    save_checkpoint(path, serialize(model))
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("crn") / "crn.pt", "crn", seed=5)
 
 
 @pytest.fixture(scope="module")

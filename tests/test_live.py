@@ -4,8 +4,8 @@ The test starts its own ``pulseaudio`` daemon (private runtime folder) with two 
 ``sd_mic`` (a noisy file is played into it with ``paplay``; its monitor is the microphone) and
 ``sd_out`` (the speakers; its monitor is recorded with ``parec``). PortAudio reaches the server
 through ALSA's pulse plugin (Debian's libasound2-plugins), steered with PULSE_SOURCE/PULSE_SINK.
-What arrives is aligned with the offline output of the same model and must match it; with a
-model that denoises it must also improve SI-SDR by a fixed margin. The virtual microphone is
+What arrives is aligned with the offline output of the same model (the shipped default, a causal
+CRN) and must match it, and it must improve SI-SDR by a fixed margin. The virtual microphone is
 recorded from the source it creates, and nothing may be left behind after exit or SIGKILL.
 """
 from __future__ import annotations
@@ -24,8 +24,9 @@ import scipy.signal
 import soundfile as sf
 import torch
 
+from conftest import missing_data, random_checkpoint, wait_until
 from specdenoise.enhance import Denoiser, pretrained_path
-from specdenoise.models import build_model, model_from_checkpoint, save_checkpoint, serialize
+from specdenoise.models import model_from_checkpoint
 from specdenoise.streaming import StreamingDenoiser
 
 RATE = 16000
@@ -57,25 +58,18 @@ def pulse(tmp_path_factory):
     subprocess.run(["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes",
                     "--load=module-native-protocol-unix", *sinks], env=env, check=True, timeout=30,
                    capture_output=True)
-    for _ in range(100):
-        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-            break
-        time.sleep(0.1)
+    assert wait_until(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 10), \
+        "the private PulseAudio server did not answer within 10 s"
     yield env
     subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
-def model_ckpt(tmp_path_factory):
-    """The shipped model when it is causal (it denoises), else a random CRN (it only proves the
-    audio path: same samples out as offline)."""
+def model_ckpt():
+    """The shipped default model: a causal CRN, so live can run it and it denoises."""
     shipped = pretrained_path("default")
-    if getattr(model_from_checkpoint(shipped), "causal", False):
-        return shipped, True
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("crn") / "crn.pt"
-    save_checkpoint(path, serialize(build_model("crn").eval()))
-    return path, False
+    assert model_from_checkpoint(shipped).causal, f"the shipped default model {shipped} is not causal"
+    return shipped
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +82,7 @@ def mixture(shared_data, tmp_path_factory):
     noise_files = sorted((shared_data / "noise" / "hvac_air_conditioning").rglob("*.flac")) or sorted(
         (shared_data / "noise").rglob("*.flac"))
     if not speech_files or not noise_files:
-        pytest.skip("no speech or noise recordings in the shared data")
+        missing_data(f"no LibriSpeech test-clean speech or noise recordings under {shared_data}")
     n = 5 * RATE
     parts, total = [], 0
     for f in speech_files:
@@ -131,12 +125,7 @@ def _live(env, *args, pulse_source="sd_mic.monitor", pulse_sink="sd_out", log: P
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    assert wait_until(predicate, timeout, 0.1), f"timed out waiting for {what}"
 
 
 def _sources(env) -> str:
@@ -197,8 +186,7 @@ def _reference(ckpt, mic: np.ndarray, noisy: np.ndarray, played: np.ndarray, lat
     return den(np.concatenate([np.zeros(offset, np.float32), heard]), RATE)[offset:]
 
 
-def _check_audio(captured, mic, played, model_ckpt, mixture, log_text: str):
-    ckpt, denoises = model_ckpt
+def _check_audio(captured, mic, played, ckpt, mixture, log_text: str):
     _, clean, noisy = mixture
     offline = _reference(ckpt, mic, noisy, played, StreamingDenoiser(ckpt, RATE).latency_samples)
     got = _align(captured, offline)
@@ -206,9 +194,6 @@ def _check_audio(captured, mic, played, model_ckpt, mixture, log_text: str):
     match = _sisdr(got[skip:], offline[skip:])
     assert match > 25, f"what arrived differs from the offline output (SI-SDR {match:.1f} dB)\n{log_text}"
     assert "dropped or late buffers: 0 " in log_text, log_text
-    if not denoises:
-        pytest.skip("live output matched the offline output (asserted); SI-SDR improvement not checked: the shipped default model is not causal (a U-Net); "
-                    "it needs a causal default (crn) that denoises")
     gain = _sisdr(got[skip:], clean[skip:]) - _sisdr(noisy[skip:], clean[skip:])
     assert gain > 3.0, f"live output improves SI-SDR by only {gain:.1f} dB"
 
@@ -216,7 +201,7 @@ def _check_audio(captured, mic, played, model_ckpt, mixture, log_text: str):
 def test_live_speakers(pulse, model_ckpt, mixture, tmp_path):
     log = tmp_path / "live.log"
     record = tmp_path / "played.wav"
-    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--record", record, "--audio", "pulse",
+    proc = _live(pulse, "--model", model_ckpt, "--seconds", 12, "--record", record, "--audio", "pulse",
                  "--input", "sd_mic.monitor", "--output", "sd_out", log=log)
     captured, mic = _play_and_capture(pulse, proc, log, "sd_out.monitor", mixture[0], tmp_path)
     text = log.read_text()
@@ -231,10 +216,10 @@ def test_live_portaudio(pulse, model_ckpt, mixture, tmp_path):
     arrives at the sink is the offline output of the model, sample for sample."""
     log = tmp_path / "live.log"
     record = tmp_path / "played.wav"
-    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--audio", "portaudio", "--record", record, log=log)
+    proc = _live(pulse, "--model", model_ckpt, "--seconds", 12, "--audio", "portaudio", "--record", record, log=log)
     captured, mic = _play_and_capture(pulse, proc, log, "sd_out.monitor", mixture[0], tmp_path)
     played, _ = sf.read(record, dtype="float32")
-    offline = _reference(model_ckpt[0], mic, mixture[2], played, StreamingDenoiser(model_ckpt[0], RATE).latency_samples)
+    offline = _reference(model_ckpt, mic, mixture[2], played, StreamingDenoiser(model_ckpt, RATE).latency_samples)
     got = _align(captured, offline)
     quarter = RATE // 4
     blocks = [_sisdr(got[i : i + quarter], offline[i : i + quarter]) for i in range(RATE, len(offline) - quarter, quarter)]
@@ -245,7 +230,7 @@ def test_live_portaudio(pulse, model_ckpt, mixture, tmp_path):
 def test_virtual_mic_and_cleanup(pulse, model_ckpt, mixture, tmp_path):
     log = tmp_path / "live.log"
     record = tmp_path / "played.wav"
-    proc = _live(pulse, "--model", model_ckpt[0], "--seconds", 12, "--virtual-mic", "sd_denoised", "--record", record,
+    proc = _live(pulse, "--model", model_ckpt, "--seconds", 12, "--virtual-mic", "sd_denoised", "--record", record,
                  log=log)
     _wait_for(lambda: "sd_denoised\t" in _sources(pulse), 300, "the virtual microphone")
     captured, mic = _play_and_capture(pulse, proc, log, "sd_denoised", mixture[0], tmp_path)
@@ -256,13 +241,13 @@ def test_virtual_mic_and_cleanup(pulse, model_ckpt, mixture, tmp_path):
 
 def test_virtual_mic_stale_after_sigkill(pulse, model_ckpt, tmp_path):
     log = tmp_path / "killed.log"
-    proc = _live(pulse, "--model", model_ckpt[0], "--virtual-mic", "sd_crash", log=log)
+    proc = _live(pulse, "--model", model_ckpt, "--virtual-mic", "sd_crash", log=log)
     _wait_for(lambda: "latency" in log.read_text(), 300, "specdenoise live to start")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert "sd_crash\t" in _sources(pulse)  # a crash leaves its modules behind ...
     log2 = tmp_path / "again.log"
-    again = _live(pulse, "--model", model_ckpt[0], "--virtual-mic", "sd_crash", "--seconds", 1, log=log2)
+    again = _live(pulse, "--model", model_ckpt, "--virtual-mic", "sd_crash", "--seconds", 1, log=log2)
     assert again.wait(timeout=300) == 0, log2.read_text()
     assert "removed 2 module(s)" in log2.read_text()  # ... the next start removes them
     assert "sd_crash" not in _sources(pulse) and "specdenoise" not in _modules(pulse)
@@ -271,9 +256,11 @@ def test_virtual_mic_stale_after_sigkill(pulse, model_ckpt, tmp_path):
 def test_sigterm_finishes_the_recording(pulse, model_ckpt, tmp_path):
     log = tmp_path / "term.log"
     record = tmp_path / "rec.wav"
-    proc = _live(pulse, "--model", model_ckpt[0], "--record", record, log=log)
+    proc = _live(pulse, "--model", model_ckpt, "--record", record, log=log)
     _wait_for(lambda: "latency" in log.read_text(), 300, "specdenoise live to start")
-    time.sleep(3)
+    # SIGTERM once the recording (a temp file until it is finished) holds half a second of audio
+    _wait_for(lambda: any(p.name.startswith(".rec.wav.") and p.stat().st_size > 44 + RATE for p in tmp_path.iterdir()),
+              60, "half a second in the recording")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143, log.read_text()
     info = sf.info(record)  # a complete WAV header
@@ -285,15 +272,14 @@ def test_sigterm_finishes_the_recording(pulse, model_ckpt, tmp_path):
 
 def test_no_such_device_is_one_line(pulse, model_ckpt, tmp_path):
     log = tmp_path / "bad.log"
-    proc = _live(pulse, "--model", model_ckpt[0], "--input", "no-such-device-xyz", "--seconds", 1, log=log)
+    proc = _live(pulse, "--model", model_ckpt, "--input", "no-such-device-xyz", "--seconds", 1, log=log)
     assert proc.wait(timeout=300) == 1
     errors = [line for line in log.read_text().splitlines() if line.startswith("specdenoise live:")]
     assert len(errors) == 1 and "device" in errors[0], log.read_text()
 
 
 def test_unet_refused_for_live(pulse, tmp_path):
-    ckpt = tmp_path / "unet.pt"
-    save_checkpoint(ckpt, serialize(build_model("unet", base_channels=4, depth=2)))
+    ckpt = random_checkpoint(tmp_path / "unet.pt", "unet", base_channels=4, depth=2)
     log = tmp_path / "unet.log"
     proc = _live(pulse, "--model", ckpt, "--seconds", 1, log=log)
     assert proc.wait(timeout=120) == 1

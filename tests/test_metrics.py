@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA as DATA
+from conftest import needs_data
 from specdenoise import metrics
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPEECH = DATA / "speech" / "librispeech_train-clean-100" / "118" / "118-121721-0000.flac"
 LONG_SPEECH = DATA / "speech" / "librispeech_train-clean-100" / "1081" / "1081-125237-0000.flac"
 WHITE = DATA / "noise" / "synthetic_stationary" / "sc_white_noise.flac"
-
-needs_data = pytest.mark.skipif(
-    not (SPEECH.is_file() and WHITE.is_file() and LONG_SPEECH.is_file()),
-    reason="shared test data not found at ../shared/data (relative to the repository root)",
-)
 
 
 def _read(path: Path, seconds: float | None = None) -> np.ndarray:
@@ -29,12 +25,12 @@ def _read(path: Path, seconds: float | None = None) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def speech() -> np.ndarray:
+def speech(shared_data) -> np.ndarray:
     return _read(SPEECH, 3.0)
 
 
 @pytest.fixture(scope="module")
-def white() -> np.ndarray:
+def white(shared_data) -> np.ndarray:
     return _read(WHITE, 3.0)
 
 

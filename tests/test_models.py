@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import random_model
 from specdenoise.errors import CheckpointError, ConfigError
 from specdenoise.models import available, build_model, from_serialized, model_from_checkpoint, save_checkpoint, serialize
 from specdenoise.stft import stft
@@ -12,13 +13,8 @@ SMALL = {"unet": {"depth": 2, "base_channels": 4}, "cnn": {"channels": [4, 6, 4]
 
 
 def _perturbed(name, **kw):
-    torch.manual_seed(0)
-    model = build_model(name, **SMALL[name], **kw)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    """A small model whose BatchNorm statistics are far from (0, 1), in eval mode."""
+    return random_model(name, norms=True, **SMALL[name], **kw)
 
 
 def test_registry_lists_both_families():

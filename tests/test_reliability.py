@@ -20,7 +20,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import noisy_speech, run_cli
+from conftest import REPO_ROOT as REPO
+from conftest import cli_env, noisy_speech, run_cli
 from specdenoise import cli
 from specdenoise.enhance import Denoiser, denoise_file
 from specdenoise.errors import CheckpointError, ConfigError
@@ -78,10 +79,9 @@ def user_data(tmp_path_factory, shared_data) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_model("unet", depth=2, base_channels=4).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", serialize(model))
+def ckpt(tiny_ckpt) -> Path:
+    """The shared small random U-Net (tests/conftest.py)."""
+    return tiny_ckpt
 
 
 @pytest.fixture(scope="module")
@@ -214,40 +214,31 @@ def test_preprocess_replaces_its_own_cache_only_with_force(capsys, tiny_corpus, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
-def _mount_tmpfs(folder: Path, size: str) -> bool:
+def _mount_tmpfs(folder: Path, options: str) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                               capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-def test_preprocess_on_a_full_disk_is_one_line_and_leaves_nothing(tiny_corpus, tmp_path):
-    """Item 9: free space is checked first (the memory-mapped write died of SIGBUS)."""
+@pytest.mark.parametrize("options, words", [
+    # item 9: free space is checked first (the memory-mapped write died of SIGBUS)
+    ("size=2m", "MB are free"),
+    # item 9: a disk that runs out while writing (here: of inodes, after the space check)
+    ("size=200m,nr_inodes=6", "cannot write the cache (No space left on device)"),
+    ("size=200m,nr_inodes=9", "cannot write the cache (No space left on device)"),
+], ids=["full", "inodes-6", "inodes-9"])
+def test_preprocess_on_a_full_disk_is_one_line_and_leaves_nothing(tiny_corpus, tmp_path, options, words):
+    """A disk too small before or during the write: one line, and the partial cache is removed."""
     disk = tmp_path / "small_disk"
-    if not _mount_tmpfs(disk, "2m"):
+    if not _mount_tmpfs(disk, options):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         proc = run_cli("preprocess", tiny_corpus, "--out", disk / "cache", "--no-progress", check=False)
         assert proc.returncode == 1
-        assert "MB are free" in one_line(proc.stderr)
-        assert list(disk.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
-
-
-@pytest.mark.parametrize("inodes", [6, 9])
-def test_preprocess_write_error_midway_is_one_line_and_leaves_nothing(tiny_corpus, tmp_path, inodes):
-    """Item 9: a disk that runs out while writing (here: of inodes, after the space check) gives
-    one line, and the partial cache is removed."""
-    disk = tmp_path / "small_disk"
-    if not _mount_tmpfs(disk, f"200m,nr_inodes={inodes}"):
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        proc = run_cli("preprocess", tiny_corpus, "--out", disk / "cache", "--no-progress", check=False)
-        assert proc.returncode == 1
-        assert "cannot write the cache (No space left on device)" in one_line(proc.stderr)
+        assert words in one_line(proc.stderr)
         assert list(disk.iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
@@ -409,10 +400,6 @@ def test_nan_checkpoint_is_not_exported(nan_model, tmp_path):
 # --- 8. SIGTERM cleans up like SIGINT ----------------------------------------------------------
 
 
-def _env():
-    return {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-
 def _wait_for(predicate, proc, seconds=120.0):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -429,7 +416,7 @@ def test_signal_during_denoise_leaves_no_temp_file(ckpt, speech, tmp_path, sig, 
     src = wav(tmp_path / "in" / "long.wav", np.tile(speech(10.0, seed=11), 36))  # 6 minutes: still running when signalled
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "denoise", str(src), "-o", str(out), "--model",
-                             str(ckpt), "--threads", "1", "--no-progress"], stderr=subprocess.PIPE, text=True, env=_env())
+                             str(ckpt), "--threads", "1", "--no-progress"], stderr=subprocess.PIPE, text=True, env=cli_env())
     assert _wait_for(lambda: out.exists() and any(p.name.endswith(".tmp") for p in out.iterdir()), proc), \
         proc.communicate()[1]
     proc.send_signal(sig)
@@ -446,7 +433,7 @@ def test_signal_during_synth_leaves_no_partial_and_no_tracebacks(user_data, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "synth", "--speech", str(user_data / "speech"),
                              "--noise", str(user_data / "noise"), "--out", str(out), "--hours", "0.5",
                              "--clip-seconds", "2", "--workers", "2", "--no-progress"],
-                            stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True)
     assert _wait_for(lambda: (partial / "train" / "clean").is_dir() and any((partial / "train" / "clean").iterdir()),
                      proc), proc.communicate()[1]
     if sig == signal.SIGINT:  # Ctrl-C reaches the whole process group, workers included
@@ -491,18 +478,17 @@ def test_non_utf8_file_name_is_denoised(capsys, ckpt, speech, tmp_path):
     assert rc == 1 and "caf\\xe9.wav" in one_line(err) and "--force" in err
 
 
-def test_file_name_with_a_newline_stays_on_one_line(capsys, ckpt, tmp_path):
-    bad = tmp_path / "two\nlines.wav"
+@pytest.mark.parametrize("name, out, shown", [("corrupt.wav", "out", "corrupt.wav"),
+                                               ("two\nlines.wav", "out.wav", "two\\nlines.wav")],
+                         ids=["plain-name", "name-with-newline"])
+def test_single_unreadable_file_is_one_line_naming_it(capsys, ckpt, tmp_path, name, out, shown):
+    """One failed file prints one line, even when its name holds a newline (shown escaped)."""
+    bad = tmp_path / name
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + os.urandom(500))
-    rc, _, err = denoise(capsys, ckpt, bad, "-o", tmp_path / "out.wav")
-    assert rc == 1 and "two\\nlines.wav" in one_line(err) and "unreadable" in err
-
-
-def test_single_failed_file_prints_one_line(capsys, ckpt, tmp_path):
-    bad = tmp_path / "corrupt.wav"
-    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + os.urandom(500))
-    rc, _, err = denoise(capsys, ckpt, bad, "-o", tmp_path / "out")
-    assert rc == 1 and "corrupt.wav" in one_line(err)
+    rc, _, err = denoise(capsys, ckpt, bad, "-o", tmp_path / out)
+    line = one_line(err)
+    assert rc == 1 and shown in line and "unreadable" in line, line
+    assert not (tmp_path / out).exists()
 
 
 def test_same_file_twice_is_done_once(capsys, ckpt, speech, tmp_path):
@@ -513,20 +499,21 @@ def test_same_file_twice_is_done_once(capsys, ckpt, speech, tmp_path):
     assert len(out.splitlines()) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.wav"]
 
 
-@pytest.mark.parametrize("name", ["out.mp3", "out.m4a", "out.opus"])
-def test_output_in_a_format_we_cannot_write_is_refused(capsys, ckpt, speech, tmp_path, name):
+@pytest.mark.parametrize("name, existing, words", [
+    ("out.mp3", None, "cannot write"), ("out.m4a", None, "cannot write"), ("out.opus", None, "cannot write"),
+    ("notes", "mine", "not a folder"),  # an existing file that is not audio
+])
+def test_output_we_cannot_or_must_not_write_is_refused(capsys, ckpt, speech, tmp_path, name, existing, words):
     src = wav(tmp_path / "x.wav", speech(0.5, seed=15))
+    if existing is not None:
+        (tmp_path / name).write_text(existing)
     rc, _, err = denoise(capsys, ckpt, src, "-o", tmp_path / name)
-    assert rc == 1 and "cannot write" in one_line(err)
-    assert not (tmp_path / name).exists()
-
-
-def test_output_naming_an_existing_file_that_is_not_audio_is_refused(capsys, ckpt, speech, tmp_path):
-    src = wav(tmp_path / "x.wav", speech(0.5, seed=16))
-    (tmp_path / "notes").write_text("mine")
-    rc, _, err = denoise(capsys, ckpt, src, "-o", tmp_path / "notes")
-    assert rc == 1 and "not a folder" in one_line(err)
-    assert (tmp_path / "notes").read_text() == "mine"
+    assert rc == 1 and words in one_line(err)
+    if existing is None:
+        assert not (tmp_path / name).exists()
+    else:
+        assert (tmp_path / name).read_text() == existing
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"x.wav", name} if existing else {"x.wav"})
 
 
 # --- 12. sizes that crash: threads, model depth ------------------------------------------------
@@ -586,7 +573,6 @@ def test_every_checkpoint_error_names_the_file_in_words(capsys, speech, tmp_path
 
 # --- 15. train --resume with overrides -----------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_TRAIN = ["model.depth=2", "model.base_channels=4", "data.batch_size=2", "data.val_clips=2",
               "data.crop_seconds=1.0", "run.pesq_stoi_clips=0", "run.log_every=1", "optim.warmup_steps=1",
               "run.threads=1", "run.progress=false"]
@@ -656,7 +642,7 @@ def test_tune_derived_expressions_are_bounded(tmp_path):
             "    try:\n        e(x, lambda k: 1)\n        print('accepted', x)\n"
             "    except Exception as exc:\n        print(type(exc).__name__, exc)\n"
             "print(e('2**10 * min(3, 4)', lambda k: 1))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_env())
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cli_env())
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert all(line.startswith("ConfigError") and "too large" in line for line in lines[:4]), lines

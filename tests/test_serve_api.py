@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serve_support import ServerThread, clean_and_noisy, files_under, wait_until
+from conftest import clean_and_noisy, wait_until
+from serve_support import ServerThread, files_under
 from specdenoise.enhance import Denoiser
 from specdenoise.metrics import si_sdr
 from specdenoise.serve import ServeConfig

@@ -13,7 +13,6 @@ import base64
 import io
 import os
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -21,10 +20,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serve_support import CliServer, clean_and_noisy, files_under, wait_until
+from conftest import REPO_ROOT as REPO
+from conftest import clean_and_noisy, wait_until
+from serve_support import CliServer, files_under
 from specdenoise.metrics import si_sdr
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
@@ -176,7 +176,9 @@ def test_record_from_fake_microphone(browser_tools, shared_data, rng, tmp_path):
             record.click()
             wait_for(driver, "return document.getElementById('record').getAttribute('aria-pressed') === 'true'",
                      10, "recording to start")
-            time.sleep(3.0)
+            # three seconds by the page's own recording clock ("Stop 0:03"), not a fixed sleep
+            wait_for(driver, "return Number(document.getElementById('record-label').textContent.split(':')[1]) >= 3",
+                     30, "three seconds of recording")
             record.click()
             wait_for(driver, RESULT_SHOWN, what="the result of the recording")
             wait_for(driver, IMAGES_LOADED, 30, "both spectrograms")

@@ -9,10 +9,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import numpy as np
 import soundfile as sf
 
-from serve_support import CliServer, clean_and_noisy, files_under, wait_until
+from conftest import clean_and_noisy, wait_until
+from serve_support import CliServer, files_under
 
 CLIENTS = 40
 

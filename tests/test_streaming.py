@@ -8,7 +8,7 @@ import pytest
 import scipy.signal
 import torch
 
-from conftest import noisy_speech
+from conftest import noisy_speech, random_model
 from specdenoise.enhance import Denoiser
 from specdenoise.errors import ConfigError
 from specdenoise.models import build_model, save_checkpoint, serialize
@@ -18,12 +18,7 @@ from specdenoise.streaming import FrameEngine, NotCausalError, StreamingDenoiser
 
 @pytest.fixture(scope="module")
 def crn():
-    torch.manual_seed(11)
-    model = build_model("crn").eval()
-    with torch.no_grad():  # random weights whose mask is far from 0 and 1, so errors would show
-        for p in model.parameters():
-            p.mul_(1.5)
-    return model
+    return random_model("crn", seed=11, gain=1.5)  # a mask far from 0 and 1, so errors would show
 
 
 def _push_randomly(stream, x: np.ndarray, rng, largest: int) -> np.ndarray:

@@ -3,18 +3,20 @@ best.yaml, W&B offline runs), two workers on one PostgreSQL study, and a killed 
 is failed by the heartbeat, re-queued, and finished by another worker.
 
 Real parts throughout: Optuna's storages, samplers and pruners, and the trainer on a tiny cache
-synthesized from ``../shared/data``. PostgreSQL comes from ``SPECDENOISE_TEST_POSTGRES_URL``
-(``.ci/postgres.sh`` starts one); without it that test skips.
+synthesized from ``../shared/data`` (``tuning_cache`` in tests/conftest.py). PostgreSQL comes from
+``SPECDENOISE_TEST_POSTGRES_URL`` (``.ci/postgres.sh`` starts one); without it that test skips.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from conftest import REPO_ROOT as REPO
+from conftest import cli_env, run_cli
 from specdenoise import cli
 from specdenoise import config as config_io
 from specdenoise import tuning
@@ -30,8 +34,6 @@ from specdenoise.errors import ConfigError
 from specdenoise.stft import StftConfig
 from specdenoise.training.config import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 TUNING = REPO / "tuning"
 TINY = ["model.depth=2", "model.base_channels=4", "data.val_clips=2", "data.batch_size=2", "run.threads=1",
         "run.pesq_stoi_clips=0"]
@@ -43,19 +45,9 @@ FIXED_PARAMS = {"optim.lr": 1e-3, "optim.weight_decay": 1e-2, "model.kernel_size
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-
-
-def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "specdenoise", *args], capture_output=True, text=True,
-                            timeout=timeout, env=_env(), cwd=REPO)
-    return result
-
-
-def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
-    return result
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """``specdenoise ARGS`` in a subprocess from the repository root; a non-zero exit fails."""
+    return run_cli(*args, timeout=240, cwd=REPO)
 
 
 def _in_process(capsys, *args: str) -> tuple[int, str, str]:
@@ -79,20 +71,6 @@ def keep_torch_threads():
 def _tune_args(space: Path, data: Path, study: str, out: Path, storage: str, *extra: str) -> list[str]:
     return ["tune", "--search-space", str(space), "--data", str(data), "--study", study, "--out", str(out),
             "--storage", storage, *extra]
-
-
-@pytest.fixture(scope="session")
-def tiny_cache(tmp_path_factory) -> Path:
-    """A 0.03 h corpus of 4 s clips and its PREPROCESSED cache, built once per session."""
-    if not (SHARED / "speech").is_dir() or not (SHARED / "noise").is_dir():
-        pytest.skip(f"real data folder {SHARED} is missing (see README: ../shared/data)")
-    root = tmp_path_factory.mktemp("tune_data")
-    corpus, cache = root / "corpus", root / "cache"
-    assert cli.main(["synth", "--speech", str(SHARED / "speech"), "--noise", str(SHARED / "noise"),
-                     "--rir", str(SHARED / "rir"), "--out", str(corpus), "--hours", "0.03", "--clip-seconds", "4",
-                     "--workers", "1", "--no-progress"]) == 0
-    assert cli.main(["preprocess", str(corpus), "--out", str(cache), "--no-progress"]) == 0
-    return cache
 
 
 # --- search spaces (no training) ------------------------------------------------------------
@@ -172,7 +150,8 @@ def test_conditional_and_pinned_parameters(tmp_path):
     assert features == {"log", "power"}
     for trial, final in zip(study.trials, finals):
         assert ("model.power" in trial.params) == (trial.params["model.feature"] == "power")
-        assert "." not in "scale" and "scale" not in final  # a variable, never a config key
+        # a variable, never a config key (at the top level or in any section)
+        assert "scale" not in final and not any("scale" in v for v in final.values() if isinstance(v, dict))
         assert final["data"]["batch_size"] == 2 * trial.params["scale"]
         assert final["optim"]["lr"] == trial.params["optim.lr"]
         if "model.power" in trial.params:
@@ -211,17 +190,58 @@ def test_invalid_stft_combinations_are_caught_before_training(tmp_path):
         tuning.check_space(space)
 
 
+def _pruned_at(pruner, direction: str = "maximize", trials: int = 40) -> list[int | None]:
+    """The step at which ``pruner`` stops each of ``trials`` trials with fixed learning curves
+    reported every 10 steps up to 100 (None: never pruned). Public Optuna API only."""
+    study = optuna.create_study(study_name="curves", direction=direction, pruner=pruner,
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    curves = np.random.default_rng(0).normal(size=(trials, 10)).cumsum(axis=1)
+    stops = []
+    for curve in curves:
+        trial = study.ask()
+        for step, value in zip(range(10, 101, 10), curve):
+            trial.report(float(value), step)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                stops.append(step)
+                break
+        else:
+            study.tell(trial, float(curve[-1]))
+            stops.append(None)
+    return stops
+
+
 def test_pruner_choices():
     assert isinstance(tuning.make_pruner("median", "maximize", 100, 10), optuna.pruners.MedianPruner)
-    hb = tuning.make_pruner("hyperband", "maximize", 100, 10)
-    assert isinstance(hb, optuna.pruners.HyperbandPruner)
-    assert (hb._min_resource, hb._max_resource) == (10, 100)
     assert isinstance(tuning.make_pruner("halving", "maximize", 100, 10), optuna.pruners.SuccessiveHalvingPruner)
     assert isinstance(tuning.make_pruner("none", "maximize", 100, 10), optuna.pruners.NopPruner)
     with pytest.raises(ConfigError, match="prune-threshold"):
         tuning.make_pruner("threshold", "maximize", 100, 10)
-    th = tuning.make_pruner("threshold", "minimize", 100, 10, threshold=0.5)
-    assert th._upper == 0.5 and th._lower == -float("inf")
+
+
+def test_hyperband_resources_run_from_one_validation_to_the_budget():
+    """Hyperband decides as one with resources 10 (eval_every) to 100 (the budget) would, and
+    differently from ones with other resources (so the comparison can fail)."""
+    made = _pruned_at(tuning.make_pruner("hyperband", "maximize", 100, 10))
+    reference = _pruned_at(optuna.pruners.HyperbandPruner(min_resource=10, max_resource=100, reduction_factor=3))
+    assert made == reference and any(step is not None for step in made)
+    for other in ({"min_resource": 20, "max_resource": 100}, {"min_resource": 10, "max_resource": 1000}):
+        assert _pruned_at(optuna.pruners.HyperbandPruner(reduction_factor=3, **other)) != made, other
+
+
+@pytest.mark.parametrize("direction, worse, better", [("minimize", 0.6, 0.4), ("maximize", 0.4, 0.6)])
+def test_threshold_pruner_stops_only_trials_worse_than_the_threshold(direction, worse, better):
+    pruner = tuning.make_pruner("threshold", direction, 100, 10, threshold=0.5)
+    study = optuna.create_study(direction=direction, pruner=pruner)
+    extreme = -1e30 if direction == "minimize" else 1e30  # no bound on the good side
+    for value, pruned in ((worse, True), (better, False), (extreme, False)):
+        trial = study.ask()
+        trial.report(value, 0)
+        assert trial.should_prune() == pruned, (direction, value)
+        if pruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
 
 
 def test_storage_urls_are_masked():
@@ -250,10 +270,10 @@ def _median_rule_holds(trials: list, startup: int) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_study_on_sqlite(tiny_cache, tmp_path, capsys, keep_torch_threads):
+def test_tiny_study_on_sqlite(tuning_cache, tmp_path, capsys, keep_torch_threads):
     out, study_name = tmp_path / "runs" / "tiny", "tiny"
     storage = f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
-    args = _tune_args(TUNING / "unet.yaml", tiny_cache, study_name, out, storage,
+    args = _tune_args(TUNING / "unet.yaml", tuning_cache, study_name, out, storage,
                       "--budget-steps", "6", "--eval-every", "2", "--pruner-startup", "1", *TINY)
 
     # --trials 0 creates the study only; then two trials are queued: a magnitude mask, then a
@@ -271,7 +291,7 @@ def test_tiny_study_on_sqlite(tiny_cache, tmp_path, capsys, keep_torch_threads):
     assert len(optuna.load_study(study_name=study_name, storage=storage).trials) == 2  # still only the queue
 
     started = time.perf_counter()
-    result = _ok(_cli(*args, "--resume", "--trials", "4"))
+    result = _cli(*args, "--resume", "--trials", "4")
     print(f"4 trials in {time.perf_counter() - started:.1f} s")
     trials = optuna.load_study(study_name=study_name, storage=storage).trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
@@ -316,7 +336,7 @@ def test_tiny_study_on_sqlite(tiny_cache, tmp_path, capsys, keep_torch_threads):
     for key, value in best.params.items():
         assert tuning.get_key(config_io.to_dict(cfg), key) == pytest.approx(value) if isinstance(value, float) \
             else tuning.get_key(config_io.to_dict(cfg), key) == value
-    assert (cfg.model.args["depth"], cfg.data.val_clips, cfg.data.path) == (2, 2, str(tiny_cache))
+    assert (cfg.model.args["depth"], cfg.data.val_clips, cfg.data.path) == (2, 2, str(tuning_cache))
 
     final = tmp_path / "final"
     code, _, stderr = _in_process(capsys, "train", "--config", str(out / "best.yaml"), "--out", str(final),
@@ -327,11 +347,11 @@ def test_tiny_study_on_sqlite(tiny_cache, tmp_path, capsys, keep_torch_threads):
 
 
 @pytest.mark.slow
-def test_threshold_pruner_stops_every_trial(tiny_cache, tmp_path, capsys, keep_torch_threads):
+def test_threshold_pruner_stops_every_trial(tuning_cache, tmp_path, capsys, keep_torch_threads):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     out = tmp_path / "thr"
     code, stdout, stderr = _in_process(capsys, *_tune_args(
-        TUNING / "unet.yaml", tiny_cache, "thr", out, storage, "--trials", "2", "--budget-steps", "6",
+        TUNING / "unet.yaml", tuning_cache, "thr", out, storage, "--trials", "2", "--budget-steps", "6",
         "--eval-every", "2", "--pruner", "threshold", "--prune-threshold", "1000", "--tracker", "none", *TINY))
     assert code == 0, stderr
     trials = optuna.load_study(study_name="thr", storage=storage).trials
@@ -366,15 +386,15 @@ def postgres_url() -> str:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_two_workers_share_one_postgres_study(postgres_url, tiny_cache, tmp_path):
+def test_two_workers_share_one_postgres_study(postgres_url, tuning_cache, tmp_path):
     url = postgres_url
     study_name = f"test-{uuid.uuid4().hex[:10]}"
     out = tmp_path / "pg"
-    args = _tune_args(TUNING / "unet.yaml", tiny_cache, study_name, out, url, "--resume", "--trials", "2",
+    args = _tune_args(TUNING / "unet.yaml", tuning_cache, study_name, out, url, "--resume", "--trials", "2",
                       "--budget-steps", "2", "--eval-every", "2", "--pruner", "none", "--tracker", "none", *TINY)
     try:
         workers = [subprocess.Popen([sys.executable, "-m", "specdenoise", *args], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, env=_env(), cwd=REPO) for _ in range(2)]
+                                    stderr=subprocess.STDOUT, text=True, env=cli_env(), cwd=REPO) for _ in range(2)]
         outputs = [w.communicate(timeout=240)[0] for w in workers]
         for w, text in zip(workers, outputs):
             assert w.returncode == 0, text[-3000:]
@@ -382,7 +402,6 @@ def test_two_workers_share_one_postgres_study(postgres_url, tiny_cache, tmp_path
         assert len(trials) == 4
         assert all(t.state == TrialState.COMPLETE for t in trials), [t.state for t in trials]
         assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-        assert len({t._trial_id for t in trials}) == 4
         folders = [t.user_attrs["dir"] for t in trials]
         assert len(set(folders)) == 4 and all((Path(f) / "best.pt").is_file() for f in folders)
         # Each worker ran two of them (the seeds differ, so their first points differ too).
@@ -395,17 +414,40 @@ def test_two_workers_share_one_postgres_study(postgres_url, tiny_cache, tmp_path
             pass
 
 
+def _wait_until_stale(db: Path, study_name: str, grace: int, timeout: float = 60) -> None:
+    """Wait until Optuna calls the study's RUNNING trial stale (its last heartbeat more than
+    ``grace`` seconds old). Asked of a copy of the database each time, so the real one is left for
+    the next worker to find the stale trial and re-queue it itself (that is what is tested)."""
+    deadline = time.monotonic() + timeout
+    for attempt in range(10**6):
+        probe = db.with_name(f"stale-probe-{attempt}.db")
+        shutil.copy(db, probe)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(f"sqlite:///{probe}", heartbeat_interval=1, grace_period=grace)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        optuna.storages.fail_stale_trials(study)
+        states = [t.state for t in study.trials]
+        storage.engine.dispose()
+        probe.unlink()
+        if states == [TrialState.FAIL]:
+            return
+        assert states == [TrialState.RUNNING], states
+        assert time.monotonic() < deadline, f"the killed worker's trial was not stale within {timeout} s"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
-def test_killed_worker_trial_is_failed_requeued_and_finished(tiny_cache, tmp_path):
+def test_killed_worker_trial_is_failed_requeued_and_finished(tuning_cache, tmp_path):
     """SIGKILL a worker mid-trial: the heartbeat fails its trial after the grace period, the retry
     callback re-queues it, and a second worker runs it (from the crashed trial's checkpoint)."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     out = tmp_path / "crash"
-    args = _tune_args(TUNING / "unet.yaml", tiny_cache, "crash", out, storage, "--budget-steps", "12",
+    args = _tune_args(TUNING / "unet.yaml", tuning_cache, "crash", out, storage, "--budget-steps", "12",
                       "--eval-every", "3", "--pruner", "none", "--tracker", "none", "--heartbeat", "1",
                       "--grace", "2", *TINY)
     first = subprocess.Popen([sys.executable, "-m", "specdenoise", *args, "--trials", "1"], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, env=_env(), cwd=REPO)
+                             stderr=subprocess.STDOUT, text=True, env=cli_env(), cwd=REPO)
     checkpoint = out / "trial_0000" / "last.pt"
     deadline = time.monotonic() + 120
     try:
@@ -420,9 +462,9 @@ def test_killed_worker_trial_is_failed_requeued_and_finished(tiny_cache, tmp_pat
     study = optuna.load_study(study_name="crash", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.RUNNING]  # nobody has noticed yet
     crashed_params = study.trials[0].params
-    time.sleep(3)  # past the 2 s grace period
+    _wait_until_stale(tmp_path / "optuna.db", "crash", grace=2)
 
-    _ok(_cli(*args, "--resume", "--trials", "1"))
+    _cli(*args, "--resume", "--trials", "1")
     trials = optuna.load_study(study_name="crash", storage=storage).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     retry = trials[1]
