@@ -411,12 +411,19 @@ def _wait_for(predicate, proc, seconds=120.0):
     return False
 
 
+def _default_sigint() -> None:
+    """Children of a background job inherit an ignored SIGINT, and Python then installs no Ctrl-C
+    handler: restore the default so the test measures the CLI, not how pytest was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_during_denoise_leaves_no_temp_file(ckpt, speech, tmp_path, sig, code):
     src = wav(tmp_path / "in" / "long.wav", np.tile(speech(10.0, seed=11), 36))  # 6 minutes: still running when signalled
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "denoise", str(src), "-o", str(out), "--model",
-                             str(ckpt), "--threads", "1", "--no-progress"], stderr=subprocess.PIPE, text=True, env=cli_env())
+                             str(ckpt), "--threads", "1", "--no-progress"], stderr=subprocess.PIPE, text=True, env=cli_env(),
+                            preexec_fn=_default_sigint)
     assert _wait_for(lambda: out.exists() and any(p.name.endswith(".tmp") for p in out.iterdir()), proc), \
         proc.communicate()[1]
     proc.send_signal(sig)
@@ -433,7 +440,8 @@ def test_signal_during_synth_leaves_no_partial_and_no_tracebacks(user_data, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "specdenoise", "synth", "--speech", str(user_data / "speech"),
                              "--noise", str(user_data / "noise"), "--out", str(out), "--hours", "0.5",
                              "--clip-seconds", "2", "--workers", "2", "--no-progress"],
-                            stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True,
+                            preexec_fn=_default_sigint)
     assert _wait_for(lambda: (partial / "train" / "clean").is_dir() and any((partial / "train" / "clean").iterdir()),
                      proc), proc.communicate()[1]
     if sig == signal.SIGINT:  # Ctrl-C reaches the whole process group, workers included
