@@ -11,10 +11,11 @@ from specdenoise.enhance import Denoiser, pretrained_path
 from specdenoise.metrics import si_sdr, stoi
 
 # Measured with each shipped model (docs/MODEL_CARD.md); a regression below these fails.
-# default (causal CRN, 0.3): measured +7.82 and +6.50 dB (the U-Net's 8.0 dB margin on example1
-# does not hold: 0.18 dB short, see the model card); unet (0.2): measured +9.10 and +6.15 dB.
+# default (causal CRN, 0.4): measured +8.34 and +3.67 dB. Example2 fell from +6.50 dB with the 0.3
+# weights while the whole test split rose (docs/MODEL_CARD.md): its threshold was re-based on the
+# new weights, not kept, and the drop is reported there. unet (0.2): measured +9.10 and +6.15 dB.
 GOLDEN_SI_SDR_GAIN_DB = {
-    ("default", "example1"): 7.0, ("default", "example2"): 5.0,
+    ("default", "example1"): 7.5, ("default", "example2"): 3.0,
     ("unet", "example1"): 8.0, ("unet", "example2"): 5.0,
 }
 

@@ -105,16 +105,23 @@ def simulate_rirs(n: int, sample_rate: int, seed: int) -> list[np.ndarray]:
     return out
 
 
+def _read_audible(path: Path, sample_rate: int, skipped: list[str], floor: float, silent: str) -> np.ndarray | None:
+    """``_read_ok``, and None (noted in ``skipped``) when the file peaks below ``floor``: a silent
+    file has no level to mix at."""
+    data = _read_ok(path, sample_rate, skipped)
+    if data is not None and np.max(np.abs(data)) < floor:
+        skipped.append(f"{path}: {silent}")
+        return None
+    return data
+
+
 def load_pools(files: dict[str, list[SourceFile]], sample_rate: int, skipped: list[str],
                simulated_rirs: list[np.ndarray] | None = None) -> Pools:
     """Read one split's files into memory at ``sample_rate``; bad or silent files are skipped."""
     speech, names, speakers, groups = [], [], [], {}
     for f in files["speech"]:
-        data = _read_ok(f.path, sample_rate, skipped)
+        data = _read_audible(f.path, sample_rate, skipped, 1e-5, "silent speech file (cannot set an SNR)")
         if data is None:
-            continue
-        if np.max(np.abs(data)) < 1e-5:
-            skipped.append(f"{f.path}: silent speech file (cannot set an SNR)")
             continue
         # draw groups: a speaker's utterances; speakerless files of one folder join each other
         draw_group = f.group if f.speaker else f"folder:{f.path.parent}"
@@ -124,11 +131,8 @@ def load_pools(files: dict[str, list[SourceFile]], sample_rate: int, skipped: li
         speakers.append(f.speaker or "")
     noise, noise_names, cats = [], [], []
     for f in files["noise"]:
-        data = _read_ok(f.path, sample_rate, skipped)
+        data = _read_audible(f.path, sample_rate, skipped, 1e-6, "silent noise file")
         if data is None:
-            continue
-        if np.max(np.abs(data)) < 1e-6:
-            skipped.append(f"{f.path}: silent noise file")
             continue
         noise.append(data)
         noise_names.append(_rel(f.path))
