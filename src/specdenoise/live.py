@@ -300,7 +300,9 @@ def run_pulse(denoiser, rate: int, channels: int = 1, source: str | None = None,
     (measured), while the native protocol delivered every sample. Output underruns are counted
     from ``pacat --verbose``, from half a second after the first block (the two streams start
     at different moments); a block read more than ``8 * latency_ms`` behind the wall clock
-    counts as late (the server held it back, or we were slow)."""
+    counts as late (the server held it back, or we were slow). One loop of about 60 lines on
+    purpose: the order of reading, the start-up baseline, playing and the late-block clock is the
+    timing contract, and it reads best in one place."""
     for tool in ("parec", "pacat"):
         if shutil.which(tool) is None:
             raise DeviceError(f"{tool} is missing: install pulseaudio-utils (or use --audio portaudio)")

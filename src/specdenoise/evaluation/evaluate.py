@@ -168,12 +168,7 @@ def evaluate(
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise SpecdenoiseError(f"--workers must be at least 1, got {workers}")
-    if dataset.has_reference:
-        metrics, skipped = METRICS, ()
-    else:
-        with_p808 = p808_available()
-        metrics = NO_REFERENCE_METRICS if with_p808 else NON_INTRUSIVE
-        skipped = INTRUSIVE + (() if with_p808 else (P808,))
+    metrics, skipped = _metrics_for(dataset)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecdenoiseError(f"report folder is a file: {out_dir}")
@@ -198,6 +193,15 @@ def evaluate(
     result = EvaluationResult(dataset, names, rows, summary, breakdown, metrics=metrics, skipped=skipped)
     result.files = report.write_report(result, out_dir)
     return result
+
+
+def _metrics_for(dataset: Dataset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The metrics this data can be scored with, and those skipped: without references only the
+    non-intrusive DNSMOS (with P.808 when its model is installed)."""
+    if dataset.has_reference:
+        return METRICS, ()
+    with_p808 = p808_available()
+    return (NO_REFERENCE_METRICS if with_p808 else NON_INTRUSIVE), INTRUSIVE + (() if with_p808 else (P808,))
 
 
 def _read_inputs(pair: Pair) -> np.ndarray:
