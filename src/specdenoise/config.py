@@ -166,12 +166,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
     """Defaults of ``cls`` <- YAML file <- overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        data = read_yaml(path)
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: must hold a mapping of keys, got {type(data).__name__}")
+        data = read_yaml_mapping(path, "config file", "a mapping of keys")
     apply_overrides(data, list(overrides or []))
     return from_dict(cls, data)
 
@@ -185,6 +180,18 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({first_line(exc)})") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, Any]:
+    """:func:`read_yaml` of a file that must exist and hold a mapping; ``what`` and ``expected``
+    word the one-line errors (e.g. "config file", "a mapping of keys")."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold {expected}, got {type(data).__name__}")
+    return data
 
 
 def dump(cfg: Any, path: str | Path) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import read_yaml
+from ..config import read_yaml_mapping
 from ..errors import ConfigError
 from .expressions import parse_expression
 
@@ -139,11 +139,7 @@ def _where(path: Path, key: str) -> str:
 def load_search_space(path: str | Path) -> SearchSpace:
     """Read and check a search-space YAML file (see the module docstring for the schema)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: search-space file not found")
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must hold a mapping with base_config and params")
+    data = read_yaml_mapping(path, "search-space file", "a mapping with base_config and params")
     unknown = sorted(set(data) - set(SPACE_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; known: {list(SPACE_KEYS)}")
