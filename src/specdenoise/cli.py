@@ -15,7 +15,7 @@ from typing import Sequence
 
 from . import __version__
 
-VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo", "serve", "live", "export")
+VERBS = ("synth", "preprocess", "pack", "train", "tune", "evaluate", "denoise", "demo", "serve", "live", "export")
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

@@ -40,7 +40,7 @@ def build_config(args):
 
 
 # what a resumed run may change: how long and how it runs, never what it learns from or with
-RESUMABLE = ("run.max_steps", "run.eval_every", "run.log_every", "run.patience", "run.threads", "run.device",
+RESUMABLE = ("run.max_steps", "run.max_minutes", "run.eval_every", "run.log_every", "run.patience", "run.threads", "run.device",
              "run.progress", "run.pesq_stoi_clips", "run.media_every", "data.num_workers", "tracking.")
 
 

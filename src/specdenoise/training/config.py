@@ -119,6 +119,7 @@ class DataConfig:
     speech: list[str] = field(default_factory=list)  # raw sources for dynamic mixing
     noise: list[str] = field(default_factory=list)
     rir: list[str] = field(default_factory=list)
+    pack: str = ""  # a training pack (`specdenoise pack`): dynamic mixing reads its pools, not the folders
     split_seed: int = 0  # seeds the speaker/noise split of raw sources
     examples_per_epoch: int = 2000  # dynamic mixing: examples per epoch
     crop_seconds: float = 2.0
@@ -147,6 +148,7 @@ class OptimConfig:
 @dataclass
 class RunConfig:
     max_steps: int = 5000
+    max_minutes: float = 0.0  # also stop (validated, checkpointed) after this much training time; 0 = no limit
     eval_every: int = 500  # steps between validations (and checkpoints)
     log_every: int = 20
     patience: int = 0  # evaluations without improvement before stopping (0 = never)
@@ -227,7 +229,8 @@ def check_ranges(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key} must be a whole number from {lo} to {hi}{why}, got {value!r}")
     real = [("data.crop_seconds", cfg.data.crop_seconds, 0.0, 600.0, False), ("optim.lr", cfg.optim.lr, 0.0, 10.0, False),
             ("optim.weight_decay", cfg.optim.weight_decay, 0.0, 10.0, True),
-            ("optim.grad_clip", cfg.optim.grad_clip, 0.0, 1e9, True), ("optim.min_lr_ratio", cfg.optim.min_lr_ratio, 0.0, 1.0, True)]
+            ("optim.grad_clip", cfg.optim.grad_clip, 0.0, 1e9, True), ("optim.min_lr_ratio", cfg.optim.min_lr_ratio, 0.0, 1.0, True),
+            ("run.max_minutes", cfg.run.max_minutes, 0.0, 1e7, True)]
     for key, value, lo, hi, lo_ok in real:
         if not math.isfinite(value) or not (lo <= value if lo_ok else lo < value) or value > hi:
             raise ConfigError(f"{key} must lie in {'[' if lo_ok else '('}{lo}, {hi}], got {value!r}")

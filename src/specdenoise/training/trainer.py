@@ -20,7 +20,7 @@ from .. import audio as audio_io
 from .. import config as config_io
 from ..data.corpus import SynthConfig, collect_sources, load_pools
 from ..data.datasets import CachedSpectrogramDataset, CorpusWaveDataset, DynamicMixDataset
-from ..data.mixing import Mixer
+from ..data.mixing import MixConfig, Mixer, Pools
 from ..errors import ConfigError, SpecdenoiseError, first_line
 from ..metrics import pesq_wb, si_sdr, stoi
 from ..models import load_checkpoint, save_checkpoint, serialize
@@ -55,32 +55,9 @@ def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> 
     else:
         train_ds = None
     if d.dynamic_mix:
-        if not d.speech or not d.noise:
-            raise ConfigError("data.dynamic_mix needs data.speech and data.noise folders")
-        if d.mix.sample_rate != sample_rate:
-            raise ConfigError(f"data.mix.sample_rate ({d.mix.sample_rate}) differs from the model's ({sample_rate})")
-        synth = SynthConfig(speech_dirs=d.speech, noise_dirs=d.noise, rir_dirs=d.rir, seed=d.split_seed, mix=d.mix)
-        by_split, sources, mix = collect_sources(synth)
-        skipped = sources.skipped
-        if d.exclude_noise_categories:  # held-out categories: in no split the model sees
-            held_out = set(d.exclude_noise_categories)
-            for split_files in by_split.values():
-                split_files["noise"] = [f for f in split_files["noise"] if f.category not in held_out]
-        if d.merge_train_validation:
-            files = {k: by_split["train"][k] + by_split["validation"][k] for k in by_split["train"]}
-        else:
-            files = by_split["train"]
-        pools = load_pools(files, sample_rate, skipped)
-        if d.simulated_rirs:
-            from ..data.rooms import default_cache_dir, simulate_room_bank
-
-            bank = simulate_room_bank(d.simulated_rirs, sample_rate, d.split_seed, tuple(d.simulated_rir_t60),
-                                      default_cache_dir())
-            pools.rirs += bank
-            pools.rir_names += [f"simulated:pyroomacoustics:{i}" for i in range(len(bank))]
-        train_ds = DynamicMixDataset(Mixer(pools, mix), d.examples_per_epoch, crop_samples, cfg.run.seed)
+        train_pools, val_pools, mix = dynamic_mix_pools(cfg, sample_rate)
+        train_ds = DynamicMixDataset(Mixer(train_pools, mix), d.examples_per_epoch, crop_samples, cfg.run.seed)
         if val is None:  # fixed validation mixtures from the validation split's own sources
-            val_pools = load_pools(by_split["validation"], sample_rate, skipped)
             val = DynamicMixDataset(Mixer(val_pools, mix), d.val_clips or 32,
                                     int(round(mix.clip_seconds * sample_rate)), seed=10_000 + d.split_seed)
     if train_ds is None or val is None:
@@ -90,12 +67,51 @@ def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> 
     return train_ds, val
 
 
-def lr_at(cfg: TrainConfig, step: int, plateau_scale: float) -> float:
+def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int) -> tuple[Pools, Pools, MixConfig]:
+    """The training and validation pools of dynamic mixing: read from ``data.pack`` when set,
+    else from the source folders (split by speaker and noise file, held-out categories removed,
+    simulated rooms added to the training rooms)."""
+    d = cfg.data
+    if d.mix.sample_rate != sample_rate:
+        raise ConfigError(f"data.mix.sample_rate ({d.mix.sample_rate}) differs from the model's ({sample_rate})")
+    if d.pack:
+        from ..data.packs import join_pools, read_pack
+
+        train, val = read_pack(d.pack, "train", sample_rate), read_pack(d.pack, "validation", sample_rate)
+        return (join_pools(train, val) if d.merge_train_validation else train), val, d.mix
+    if not d.speech or not d.noise:
+        raise ConfigError("data.dynamic_mix needs data.speech and data.noise folders (or data.pack)")
+    synth = SynthConfig(speech_dirs=d.speech, noise_dirs=d.noise, rir_dirs=d.rir, seed=d.split_seed, mix=d.mix)
+    by_split, sources, mix = collect_sources(synth)
+    skipped = sources.skipped
+    if d.exclude_noise_categories:  # held-out categories: in no split the model sees
+        held_out = set(d.exclude_noise_categories)
+        for split_files in by_split.values():
+            split_files["noise"] = [f for f in split_files["noise"] if f.category not in held_out]
+    if d.merge_train_validation:
+        files = {k: by_split["train"][k] + by_split["validation"][k] for k in by_split["train"]}
+    else:
+        files = by_split["train"]
+    pools = load_pools(files, sample_rate, skipped)
+    if d.simulated_rirs:
+        from ..data.rooms import default_cache_dir, simulate_room_bank
+
+        bank = simulate_room_bank(d.simulated_rirs, sample_rate, d.split_seed, tuple(d.simulated_rir_t60),
+                                  default_cache_dir())
+        pools.rirs += bank
+        pools.rir_names += [f"simulated:pyroomacoustics:{i}" for i in range(len(bank))]
+    return pools, load_pools(by_split["validation"], sample_rate, skipped), mix
+
+
+def lr_at(cfg: TrainConfig, step: int, plateau_scale: float, time_used: float = 0.0) -> float:
+    """The learning rate at ``step``. ``time_used`` is the share of ``run.max_minutes`` spent: the
+    cosine follows whichever of steps and time runs out first, so a time-limited run (a GPU
+    lease, say) still ends at the low learning rate."""
     o = cfg.optim
     if o.warmup_steps and step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
     if o.schedule == "cosine":
-        progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.run.max_steps - o.warmup_steps))
+        progress = min(1.0, max(time_used, (step - o.warmup_steps) / max(1, cfg.run.max_steps - o.warmup_steps)))
         return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
     if o.schedule == "plateau":
         return o.lr * plateau_scale
@@ -359,9 +375,10 @@ def _epoch_loader(run: _Run) -> DataLoader:
 
 
 def _loop(run: _Run, bar, report: ReportFn | None) -> str:
-    """Step until ``run.max_steps`` or early stopping (returned as the stop reason), validating
-    every ``run.eval_every`` steps and at the end."""
+    """Step until ``run.max_steps``, ``run.max_minutes`` or early stopping (returned as the stop
+    reason), validating every ``run.eval_every`` steps and at the end."""
     cfg, state = run.cfg, run.state
+    started, budget = time.monotonic(), cfg.run.max_minutes * 60.0
     wait_time = step_time = 0.0  # data-loading vs compute share, logged as train/data_wait_share
     run.model.train()
     while state.step < cfg.run.max_steps:
@@ -370,7 +387,8 @@ def _loop(run: _Run, bar, report: ReportFn | None) -> str:
         for batch in loader:
             t0 = time.perf_counter()
             wait_time += t0 - t_wait
-            lr = lr_at(cfg, state.step, state.plateau_scale)
+            time_used = (time.monotonic() - started) / budget if budget else 0.0
+            lr = lr_at(cfg, state.step, state.plateau_scale, time_used)
             for group in run.optimizer.param_groups:
                 group["lr"] = lr
             terms, grad_norm = train_step(run.ddp_model, run.optimizer, batch, cfg, run.model.stft_config, run.device)
@@ -387,9 +405,12 @@ def _loop(run: _Run, bar, report: ReportFn | None) -> str:
                 logged.update({"train/lr": lr, "train/grad_norm": float(grad_norm),
                                "train/data_wait_share": wait_time / max(1e-9, wait_time + step_time)})
                 run.tracker.log(logged, step)
-            if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps:
+            out_of_time = bool(budget) and _agreed(run, time.monotonic() - started >= budget)
+            if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps or out_of_time:
                 if _validate_and_checkpoint(run, report):
                     return "early_stopping"
+            if out_of_time:
+                return "max_minutes"
             if step >= cfg.run.max_steps:
                 break
     return "max_steps"
@@ -417,6 +438,15 @@ def _validate_and_checkpoint(run: _Run, report: ReportFn | None) -> bool:
         torch.distributed.broadcast(flag, src=0)
         stop = bool(flag.item())
     return stop
+
+
+def _agreed(run: _Run, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (clocks differ; all ranks must stop at the same step)."""
+    if not run.dist_info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=run.device)
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def _finish_distributed(run: _Run) -> None:
