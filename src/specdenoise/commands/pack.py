@@ -11,7 +11,9 @@ def add_arguments(parser) -> None:
                         help="flac: lossless (default); opus: about 4x smaller, lossy (PESQ-WB ~4.45 at the default quality)")
     parser.add_argument("--speech-quality", type=float, default=0.8, metavar="Q",
                         help="Opus compression level of speech, 0 (best) .. 1 (smallest); default 0.8 = ~57 kbit/s")
-    parser.add_argument("--noise-quality", type=float, default=0.85, metavar="Q", help="the same for noise (default 0.85)")
+    parser.add_argument("--noise-quality", type=float, default=0.8, metavar="Q",
+                        help="the same for noise (default 0.8); at 0.9 (~28 kbit/s) hums lost their harmonic fine "
+                             "structure and a model trained on them stopped removing a buzzing hum (docs/MODEL_CARD.md)")
     parser.add_argument("--max-validation-seconds", type=float, default=0.0, metavar="S",
                         help="cap the validation speech (and noise) at about S seconds each (0 = all)")
     parser.add_argument("--force", action="store_true", help="replace an existing pack")

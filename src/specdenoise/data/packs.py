@@ -96,9 +96,12 @@ def _write_audio(path: Path, parts: list[np.ndarray], sample_rate: int, codec: s
 
 
 def write_pack(folder: str | Path, splits: dict[str, Pools], sample_rate: int, provenance: dict[str, Any],
-               codec: str = "flac", speech_quality: float = 0.8, noise_quality: float = 0.85) -> Path:
+               codec: str = "flac", speech_quality: float = 0.8, noise_quality: float = 0.8) -> Path:
     """Write ``splits`` (name -> pools) under ``folder``. ``*_quality`` are Opus compression levels
-    (0 = best, 1 = smallest; 0.8 is about 57 kbit/s, PESQ-WB 4.45 against the original speech)."""
+    (0 = best, 1 = smallest; 0.8 is about 57 kbit/s, PESQ-WB 4.45 against the original speech).
+    Opus keeps band energies but not the fine structure of tonal noise at low rates: a model
+    trained on noise coded at 0.9 stopped removing a buzzing hum (docs/MODEL_CARD.md), so code
+    noise losslessly when the pack's size allows."""
     if codec not in CODECS:
         raise ConfigError(f"pack codec must be one of {sorted(CODECS)}, got {codec!r}")
     folder = Path(folder)
