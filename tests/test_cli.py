@@ -14,7 +14,7 @@ from conftest import run_cli
 from specdenoise import cli
 from specdenoise.errors import AudioError, ConfigError
 
-VERBS = ("synth", "preprocess", "train", "tune", "evaluate", "denoise", "demo", "serve", "live", "export")
+VERBS = ("synth", "preprocess", "pack", "train", "tune", "evaluate", "denoise", "demo", "serve", "live", "export")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
