@@ -3,6 +3,8 @@
 #
 #   here:   .venv/bin/specdenoise pack --config configs/crn.yaml --out .gpupack/crn --codec opus \
 #               --noise-quality 0.9 --max-validation-seconds 300
+#           (what the 0.5 weights used; noise at 0.9 cost some hum removal, docs/MODEL_CARD.md: use a
+#           FLAC pack, or a higher Opus quality, when the carry limit allows)
 #           wheels of soundfile, cffi, pycparser and soxr for the machine's Python in .whl/
 #   there:  OUT=<folder that comes back> MINUTES=7.5 bash scripts/device_train.sh
 #
