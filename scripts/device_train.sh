@@ -17,7 +17,7 @@ set -uo pipefail
 : "${OUT:?set OUT}"
 MINUTES=${MINUTES:-7.5}
 PACK=${PACK:-.gpupack/crn}
-BATCH=${BATCH:-64}  # the 0.5 runs used 64; the step time barely grows with it (launch-bound), so try 256
+BATCH=${BATCH:-64}  # the 0.5 runs used 64; the model looked launch-bound (BENCHMARKS), so 256 may cost little more per step (untried)
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
