@@ -33,16 +33,19 @@ def limit_pools(pools: Pools, max_speech_seconds: float, max_noise_seconds: floa
     groups = sorted(pools.speech_groups)
     rng.shuffle(groups)
     keep_speech: list[int] = []
+    total = 0
     for group in groups:
-        if keep_speech and sum(len(pools.speech[i]) for i in keep_speech) >= max_speech_seconds * sample_rate:
+        if keep_speech and total >= max_speech_seconds * sample_rate:
             break
         keep_speech += pools.speech_groups[group]
-    order = rng.permutation(len(pools.noise))
+        total += sum(len(pools.speech[i]) for i in pools.speech_groups[group])
     keep_noise: list[int] = []
-    for k in order:
-        if keep_noise and sum(len(pools.noise[i]) for i in keep_noise) >= max_noise_seconds * sample_rate:
+    total = 0
+    for k in rng.permutation(len(pools.noise)):
+        if keep_noise and total >= max_noise_seconds * sample_rate:
             break
         keep_noise.append(int(k))
+        total += len(pools.noise[k])
     keep_speech.sort()
     keep_noise.sort()
     new_index = {old: new for new, old in enumerate(keep_speech)}
@@ -81,18 +84,20 @@ def trim_tail(rir: np.ndarray, floor_db: float = -70.0) -> np.ndarray:
     return rir[: max(1, keep)]
 
 
+def _spans(parts: list[np.ndarray]) -> list[list[int]]:
+    """[start, length] of each part in their concatenation."""
+    starts = np.cumsum([0] + [len(p) for p in parts[:-1]]) if parts else []
+    return [[int(start), len(p)] for start, p in zip(starts, parts)]
+
+
 def _write_audio(path: Path, parts: list[np.ndarray], sample_rate: int, codec: str, quality: float) -> list[list[int]]:
     """All ``parts`` joined into one file; returns their [start, length] in samples."""
     fmt, subtype, _ = CODECS[codec]
-    spans, start = [], 0
-    for p in parts:
-        spans.append([start, len(p)])
-        start += len(p)
     joined = np.concatenate(parts).astype(np.float32) if parts else np.zeros(1, np.float32)
     kwargs: dict[str, Any] = {"compression_level": quality} if codec == "opus" else {}
     atomic_write(path, lambda tmp: sf.write(tmp, np.clip(joined, -1.0, 1.0), sample_rate, format=fmt,
                                             subtype=subtype, **kwargs))
-    return spans
+    return _spans(parts)
 
 
 def write_pack(folder: str | Path, splits: dict[str, Pools], sample_rate: int, provenance: dict[str, Any],
@@ -114,10 +119,7 @@ def write_pack(folder: str | Path, splits: dict[str, Pools], sample_rate: int, p
         speech_spans = _write_audio(folder / f"{name}.speech.{suffix}", pools.speech, sample_rate, codec, speech_quality)
         noise_spans = _write_audio(folder / f"{name}.noise.{suffix}", pools.noise, sample_rate, codec, noise_quality)
         rirs_kept = [trim_tail(r) for r in pools.rirs]
-        rir_spans, start = [], 0
-        for r in rirs_kept:
-            rir_spans.append([start, len(r)])
-            start += len(r)
+        rir_spans = _spans(rirs_kept)
         rirs = np.concatenate(rirs_kept).astype(np.float16) if rirs_kept else np.zeros(0, np.float16)
         atomic_write(folder / f"{name}.rirs.npy", lambda tmp, rirs=rirs: _save_npy(tmp, rirs))
         index["splits"][name] = {

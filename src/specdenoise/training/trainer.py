@@ -55,9 +55,9 @@ def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> 
     else:
         train_ds = None
     if d.dynamic_mix:
-        train_pools, val_pools, mix = dynamic_mix_pools(cfg, sample_rate)
+        train_pools, val_pools, mix = dynamic_mix_pools(cfg, sample_rate, with_validation=val is None)
         train_ds = DynamicMixDataset(Mixer(train_pools, mix), d.examples_per_epoch, crop_samples, cfg.run.seed)
-        if val is None:  # fixed validation mixtures from the validation split's own sources
+        if val_pools is not None:  # fixed validation mixtures from the validation split's own sources
             val = DynamicMixDataset(Mixer(val_pools, mix), d.val_clips or 32,
                                     int(round(mix.clip_seconds * sample_rate)), seed=10_000 + d.split_seed)
     if train_ds is None or val is None:
@@ -67,18 +67,21 @@ def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> 
     return train_ds, val
 
 
-def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int) -> tuple[Pools, Pools, MixConfig]:
+def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int,
+                      with_validation: bool = True) -> tuple[Pools, Pools | None, MixConfig]:
     """The training and validation pools of dynamic mixing: read from ``data.pack`` when set,
     else from the source folders (split by speaker and noise file, held-out categories removed,
-    simulated rooms added to the training rooms)."""
+    simulated rooms added to the training rooms). The validation pools are None unless
+    ``with_validation`` or needed for ``merge_train_validation``."""
     d = cfg.data
     if d.mix.sample_rate != sample_rate:
         raise ConfigError(f"data.mix.sample_rate ({d.mix.sample_rate}) differs from the model's ({sample_rate})")
     if d.pack:
         from ..data.packs import join_pools, read_pack
 
-        train, val = read_pack(d.pack, "train", sample_rate), read_pack(d.pack, "validation", sample_rate)
-        return (join_pools(train, val) if d.merge_train_validation else train), val, d.mix
+        train = read_pack(d.pack, "train", sample_rate)
+        val = read_pack(d.pack, "validation", sample_rate) if with_validation or d.merge_train_validation else None
+        return (join_pools(train, val) if d.merge_train_validation else train), (val if with_validation else None), d.mix
     if not d.speech or not d.noise:
         raise ConfigError("data.dynamic_mix needs data.speech and data.noise folders (or data.pack)")
     synth = SynthConfig(speech_dirs=d.speech, noise_dirs=d.noise, rir_dirs=d.rir, seed=d.split_seed, mix=d.mix)
@@ -100,7 +103,7 @@ def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int) -> tuple[Pools, Pools,
                                   default_cache_dir())
         pools.rirs += bank
         pools.rir_names += [f"simulated:pyroomacoustics:{i}" for i in range(len(bank))]
-    return pools, load_pools(by_split["validation"], sample_rate, skipped), mix
+    return pools, (load_pools(by_split["validation"], sample_rate, skipped) if with_validation else None), mix
 
 
 def lr_at(cfg: TrainConfig, step: int, plateau_scale: float, time_used: float = 0.0) -> float:
@@ -433,18 +436,14 @@ def _validate_and_checkpoint(run: _Run, report: ReportFn | None) -> bool:
         stop = bool(cfg.run.patience) and state.evals_since_best >= cfg.run.patience
         if report is not None:
             report(step, metrics)
-    if run.dist_info.enabled:
-        flag = torch.tensor([1 if stop else 0], device=run.device)  # NCCL needs a device tensor
-        torch.distributed.broadcast(flag, src=0)
-        stop = bool(flag.item())
-    return stop
+    return _agreed(run, stop)
 
 
 def _agreed(run: _Run, flag: bool) -> bool:
     """Rank 0's ``flag`` on every rank (clocks differ; all ranks must stop at the same step)."""
     if not run.dist_info.enabled:
         return flag
-    t = torch.tensor([1 if flag else 0], device=run.device)
+    t = torch.tensor([1 if flag else 0], device=run.device)  # NCCL needs a device tensor
     torch.distributed.broadcast(t, src=0)
     return bool(t.item())
 
