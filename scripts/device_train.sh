@@ -1,43 +1,53 @@
 #!/usr/bin/env bash
 # Train on a lent GPU machine that has PyTorch but neither the source tree nor our dependencies.
 #
-#   here:   .venv/bin/specdenoise pack --config configs/crn.yaml --out .gpupack/crn --codec opus \
-#               --noise-quality 0.9 --max-validation-seconds 300
-#           (what the 0.5 weights used; noise at 0.9 cost some hum removal, docs/MODEL_CARD.md: use a
-#           FLAC pack, or a higher Opus quality, when the carry limit allows)
+#   here:   .venv/bin/specdenoise pack --config configs/crn.yaml --out .gpupack/crn2 --codec opus \
+#               --speech-quality 0.85 --noise-quality 0.8 --max-validation-seconds 300
+#           (what the 0.6 weights used, 49 MB; 0.5 used noise at 0.9, docs/MODEL_CARD.md)
 #           wheels of soundfile, cffi, pycparser and soxr for the machine's Python in .whl/
-#   there:  OUT=<folder that comes back> MINUTES=7.5 [BATCH=64] bash scripts/device_train.sh
+#   there:  OUT=<folder that comes back> MINUTES=7.5 [PACK=.gpupack/crn2 BATCH=64 WORKERS=7 RUNS="a b" \
+#               LR_A=0.0015 INIT=default DEVICE=cuda] bash scripts/device_train.sh
 #
-# Two runs share the GPU, each with its own loader workers, for MINUTES of training each
+# The RUNS share the GPU, each with its own WORKERS loader processes, for MINUTES of training each
 # (run.max_minutes: the cosine schedule follows the clock, then a last validation + checkpoint):
-#   a: the shipped CRN continued (--init-from default), batch 64
-#   b: a wider CRN (channels 64, GRU 64) from scratch, batch 64
-# Both write best.pt / last.pt (+ log) to OUT. Nothing here is specific to one machine.
+#   a: a CRN continued from INIT (default: the shipped weights; or a checkpoint carried along),
+#      peak learning rate LR_A
+#   b: a wider CRN (channels 64, GRU 64) from scratch
+# Each writes best.pt / last.pt (+ log) to OUT; runs go to a fresh /tmp/runs (a warm machine keeps
+# the last call's). Nothing here is specific to one machine. Two runs sharing the GPU each go at
+# half the speed of one alone (docs/BENCHMARKS.md).
 set -uo pipefail
 : "${OUT:?set OUT}"
+rm -rf /tmp/runs
 MINUTES=${MINUTES:-7.5}
 PACK=${PACK:-.gpupack/crn}
-BATCH=${BATCH:-64}  # the 0.5 runs used 64; the model looked launch-bound (BENCHMARKS), so 256 may cost little more per step (untried)
+BATCH=${BATCH:-64}  # the 0.5 runs used 64; 0.6 used 256 (docs/BENCHMARKS.md)
+WORKERS=${WORKERS:-7}
+RUNS=${RUNS:-a b}
+LR_A=${LR_A:-0.0015}
+DEVICE=${DEVICE:-cuda}
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 WANDB_MODE=disabled
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, soundfile; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'libsndfile', soundfile.__libsndfile_version__)" || exit 1
-common=(data.pack="$PACK" run.device=cuda run.max_minutes="$MINUTES"
+common=(data.pack="$PACK" run.device=$DEVICE run.max_minutes="$MINUTES"
         run.progress=false run.media_every=0 run.pesq_stoi_clips=0 run.threads=2 run.max_steps=1000000
-        data.examples_per_epoch=10000000 data.num_workers=7 data.batch_size=$BATCH run.eval_every=500 run.log_every=100)
-python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/a --init-from default "${common[@]}" \
-    optim.lr=0.0015 optim.warmup_steps=200 tracking.name=crn48-gpu > "$OUT/a.log" 2>&1 &
+        data.examples_per_epoch=10000000 data.num_workers=$WORKERS data.batch_size=$BATCH run.eval_every=500 run.log_every=100)
+case " $RUNS " in *" a "*)
+python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/a --init-from "${INIT:-default}" "${common[@]}" \
+    optim.lr="$LR_A" optim.warmup_steps=200 tracking.name=crn48-gpu > "$OUT/a.log" 2>&1 & ;; esac
+case " $RUNS " in *" b "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/b "${common[@]}" \
     model.channels=64 model.first_channels=32 model.gru_hidden=64 \
-    optim.lr=0.003 optim.warmup_steps=500 tracking.name=crn64-gpu > "$OUT/b.log" 2>&1 &
-sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; uptime
+    optim.lr=0.003 optim.warmup_steps=500 tracking.name=crn64-gpu > "$OUT/b.log" 2>&1 & ;; esac
+sleep 90; command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; uptime
 wait
-for r in a b; do
+for r in $RUNS; do
   for f in best last; do [ -f /tmp/runs/$r/$f.pt ] && cp /tmp/runs/$r/$f.pt "$OUT/${r}_$f.pt"; done
   [ -f /tmp/runs/$r/metrics.jsonl ] && cp /tmp/runs/$r/metrics.jsonl "$OUT/${r}_metrics.jsonl"
 done
-tail -n 3 "$OUT/a.log" "$OUT/b.log"
+for r in $RUNS; do tail -n 3 "$OUT/$r.log"; done
 ls -la "$OUT"
