@@ -479,3 +479,35 @@ def test_killed_worker_trial_is_failed_requeued_and_finished(tuning_cache, tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert summary["states"]["FAIL"] == 1 and summary["states"]["COMPLETE"] == 1
     assert [r.get("retry_of") for r in summary["trials"]] == [None, 0]
+
+
+def test_worker_that_loses_the_creation_race_joins_with_its_own_seed(tmp_path, monkeypatch):
+    """PostgreSQL workers share no local lock: one can look, see no study, and find it created by
+    the time it creates it. It must then join with a seed of its own (the same seed made two
+    simultaneous workers sample identical points), and without --resume refuse in one line."""
+    from specdenoise.errors import SpecdenoiseError
+    from specdenoise.tuning import study as study_module
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    optuna.create_study(study_name="race", storage=url, direction="maximize")  # the other worker won
+    real = optuna.storages.RDBStorage.get_study_id_from_name
+    looks: list[str] = []
+
+    def first_look_misses(self, name):
+        looks.append(name)
+        if len(looks) == 1:
+            raise KeyError(name)
+        return real(self, name)
+
+    plan = study_module._Plan(space=None, overrides=[], pinned=set(), base=None, metric="si_sdr",
+                              direction="maximize", budget=2, eval_every=1, out=tmp_path / "out", url=url,
+                              grid=None, n_checked=0)
+    monkeypatch.setattr(optuna.storages.RDBStorage, "get_study_id_from_name", first_look_misses)
+    opts = study_module.TuneOptions(search_space="unused.yaml", study="race", storage=url, resume=True, seed=0)
+    study, created, seed = study_module._open_study(opts, plan)
+    assert not created and seed != 0 and study.study_name == "race"
+    assert len(optuna.get_all_study_names(storage=url)) == 1
+
+    looks.clear()
+    with pytest.raises(SpecdenoiseError, match="just created by another process; pass --resume"):
+        study_module._open_study(study_module.TuneOptions(search_space="unused.yaml", study="race", storage=url), plan)

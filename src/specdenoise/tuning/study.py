@@ -95,6 +95,12 @@ def plan_study(opts: TuneOptions, log: Callable[[str], None] = lambda message: N
                  budget, eval_every, out, opts.storage or default_storage(out), grid, n_checked)
 
 
+def _worker_seed(base: int) -> int:
+    """A sampler seed of this process alone (host, pid, clock), so joining workers differ."""
+    key = f"{base}/{socket.gethostname()}/{os.getpid()}/{time.time_ns()}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+
+
 def _open_study(opts: TuneOptions, plan: _Plan):
     """Create the study, or join it with ``resume``; returns it, whether it was created, and the
     sampler seed (a joining worker draws its own, so two workers never sample the same points)."""
@@ -115,18 +121,25 @@ def _open_study(opts: TuneOptions, plan: _Plan):
             stale = sorted(plan.out.glob("trial_*")) if plan.out.is_dir() else []
             if stale and not opts.resume:
                 raise SpecdenoiseError(f"{plan.out} already holds trial folders of another study; choose another --out")
-        seed = opts.seed
-        if exists:  # another worker or an earlier run: draw different points than it did
-            seed = int.from_bytes(hashlib.sha256(
-                f"{opts.seed}/{socket.gethostname()}/{os.getpid()}/{time.time_ns()}".encode()).digest()[:4], "little")
-        sampler = make_sampler(opts.sampler, seed, plan.grid, opts.startup_trials)
+        # Joining an existing study (another worker or an earlier run): draw other points than it did
+        seed = _worker_seed(opts.seed) if exists else opts.seed
         pruner = make_pruner(opts.pruner, plan.direction, plan.budget, plan.eval_every, opts.pruner_startup,
                              opts.pruner_warmup, opts.prune_threshold)
-        try:
-            study = optuna.create_study(storage=storage, study_name=opts.study, direction=plan.direction,
-                                        sampler=sampler, pruner=pruner, load_if_exists=opts.resume)
+
+        def create(seed: int, load_if_exists: bool):
+            return optuna.create_study(storage=storage, study_name=opts.study, direction=plan.direction,
+                                       sampler=make_sampler(opts.sampler, seed, plan.grid, opts.startup_trials),
+                                       pruner=pruner, load_if_exists=load_if_exists)
+
+        try:  # a fresh study is created strictly: the database, not our earlier look, decides who made it
+            study = create(seed, load_if_exists=exists)
         except optuna.exceptions.DuplicatedStudyError:
-            raise SpecdenoiseError(f"study {opts.study!r} was just created by another process; pass --resume to join it") from None
+            # PostgreSQL/MySQL workers share no local lock: another one created it since we looked
+            if not opts.resume:
+                raise SpecdenoiseError(f"study {opts.study!r} was just created by another process; "
+                                       "pass --resume to join it") from None
+            exists, seed = True, _worker_seed(opts.seed)
+            study = create(seed, load_if_exists=True)
     if study.direction.name.lower() != plan.direction:
         raise SpecdenoiseError(f"study {opts.study!r} {study.direction.name.lower()}s, but {plan.metric} calls for {plan.direction}")
     return study, not exists, seed
