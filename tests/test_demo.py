@@ -51,12 +51,12 @@ def test_shipped_model_is_small_and_carries_its_config():
 
 
 @pytest.mark.parametrize("model,name", sorted(GOLDEN_SI_SDR_GAIN_DB))
-def test_golden_si_sdr_gain_on_shipped_examples(model, name):
+def test_golden_metrics_on_shipped_examples(model, name):
     noisy, clean, sr, _ = load_example(name)
     denoised = Denoiser.from_pretrained(model)(noisy, sr)
     gain = si_sdr(clean, denoised) - si_sdr(clean, noisy)
     assert gain >= GOLDEN_SI_SDR_GAIN_DB[model, name], f"{model} on {name}: SI-SDR gain {gain:.2f} dB"
     quality = pesq_wb(clean, denoised, sr)
     assert quality >= GOLDEN_PESQ_WB[model, name], f"{model} on {name}: PESQ-WB {quality:.3f}"
-    assert stoi(clean, denoised, sr) >= stoi(clean, noisy, sr) - 0.02  # example2: 0.965 -> 0.954
+    assert stoi(clean, denoised, sr) >= stoi(clean, noisy, sr) - 0.02  # example2: 0.965 -> 0.963 (unet 0.954)
     assert len(denoised) == len(noisy) and np.isfinite(denoised).all()
