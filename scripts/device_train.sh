@@ -27,6 +27,7 @@ BATCH=${BATCH:-64}  # the 0.5 runs used 64; 0.6 used 256 (docs/BENCHMARKS.md)
 WORKERS=${WORKERS:-7}
 RUNS=${RUNS:-a b}
 LR_A=${LR_A:-0.0015}
+INIT=${INIT:-default}
 LR_B=${LR_B:-0.003}
 INIT_B=${INIT_B:-}
 BF16=${BF16:-false}
@@ -42,7 +43,7 @@ common=(data.pack="$PACK" run.device=$DEVICE run.max_minutes="$MINUTES"
         run.progress=false run.media_every=0 run.pesq_stoi_clips=0 run.threads=2 run.max_steps=1000000
         data.examples_per_epoch=10000000 data.num_workers=$WORKERS data.batch_size=$BATCH run.eval_every=500 run.log_every=100 run.bf16=$BF16)
 case " $RUNS " in *" a "*)
-python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/a --init-from "${INIT:-default}" "${common[@]}" \
+python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/a --init-from "$INIT" "${common[@]}" \
     optim.lr="$LR_A" optim.warmup_steps=200 tracking.name=crn48-gpu > "$OUT/a.log" 2>&1 & ;; esac
 case " $RUNS " in *" b "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/b ${INIT_B:+--init-from "$INIT_B"} \
