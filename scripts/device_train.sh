@@ -6,7 +6,7 @@
 #           (what the 0.6 weights used, 49 MB; 0.5 used noise at 0.9, docs/MODEL_CARD.md)
 #           wheels of soundfile, cffi, pycparser and soxr for the machine's Python in .whl/
 #   there:  OUT=<folder that comes back> MINUTES=7.5 [PACK=.gpupack/crn2 BATCH=64 WORKERS=7 RUNS="a b" \
-#               LR_A=0.0015 INIT=default LR_B=0.003 INIT_B= BF16=false DEVICE=cuda] bash scripts/device_train.sh
+#               LR_A=0.0015 INIT=default LR_B=0.003 INIT_B= WARMUP_B=500 BF16=false DEVICE=cuda] bash scripts/device_train.sh
 #
 # The RUNS share the GPU, each with its own WORKERS loader processes, for MINUTES of training each
 # (run.max_minutes: the cosine schedule follows the clock, then a last validation + checkpoint):
@@ -14,7 +14,8 @@
 #      peak learning rate LR_A
 #   b: a wider CRN (channels 64, GRU 64), from scratch or continued from INIT_B (checkpoints/crn64_wip.pt
 #      holds the 7.5 GPU minutes it had so far), peak learning rate LR_B
-# BF16=true trains under bf16 autocast (untried on the GPU; the GPU was busy with arithmetic at batch 256).
+# BF16=true trains under bf16 autocast; BF16=auto first times fp32, fp32 with cuDNN autotuning and
+# bf16 autocast (bench/gpu_train_step.py, ~40 s) for the size of the first run and takes the fastest (bf16 only if >= 15 % faster).
 # Each writes best.pt / last.pt (+ log) to OUT; runs go to a fresh /tmp/runs (a warm machine keeps
 # the last call's). Nothing here is specific to one machine. Two runs sharing the GPU each go at
 # half the speed of one alone (docs/BENCHMARKS.md).
@@ -30,7 +31,9 @@ LR_A=${LR_A:-0.0015}
 INIT=${INIT:-default}
 LR_B=${LR_B:-0.003}
 INIT_B=${INIT_B:-}
+WARMUP_B=${WARMUP_B:-500}
 BF16=${BF16:-false}
+AUTOTUNE=true
 DEVICE=${DEVICE:-cuda}
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -39,16 +42,22 @@ fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 WANDB_MODE=disabled
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, soundfile; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'libsndfile', soundfile.__libsndfile_version__)" || exit 1
+if [ "$BF16" = auto ]; then
+  case " $RUNS " in *" a "*) size=48 ;; *) size=64 ;; esac
+  python3 bench/gpu_train_step.py --batch "$BATCH" --sizes $size --device "$DEVICE" --json "$OUT/probe.json" | tee "$OUT/probe.md" || exit 1
+  read -r BF16 AUTOTUNE < <(python3 -c "import json; r = json.load(open('$OUT/probe.json'))['$size']; f = max((k for k in r if k.startswith('fp32')), key=r.get); b = 'bf16+autotune' if r['bf16+autotune'] > 1.15 * r[f] else f; print(str(b.startswith('bf16')).lower(), str('autotune' in b).lower())")
+  echo "chosen: bf16=$BF16 cudnn_autotune=$AUTOTUNE"
+fi
 common=(data.pack="$PACK" run.device=$DEVICE run.max_minutes="$MINUTES"
         run.progress=false run.media_every=0 run.pesq_stoi_clips=0 run.threads=2 run.max_steps=1000000
-        data.examples_per_epoch=10000000 data.num_workers=$WORKERS data.batch_size=$BATCH run.eval_every=500 run.log_every=100 run.bf16=$BF16)
+        data.examples_per_epoch=10000000 data.num_workers=$WORKERS data.batch_size=$BATCH run.eval_every=500 run.log_every=100 run.bf16=$BF16 run.cudnn_autotune=$AUTOTUNE)
 case " $RUNS " in *" a "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/a --init-from "$INIT" "${common[@]}" \
     optim.lr="$LR_A" optim.warmup_steps=200 tracking.name=crn48-gpu > "$OUT/a.log" 2>&1 & ;; esac
 case " $RUNS " in *" b "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/b ${INIT_B:+--init-from "$INIT_B"} \
     "${common[@]}" model.channels=64 model.first_channels=32 model.gru_hidden=64 \
-    optim.lr="$LR_B" optim.warmup_steps=500 tracking.name=crn64-gpu > "$OUT/b.log" 2>&1 & ;; esac
+    optim.lr="$LR_B" optim.warmup_steps="$WARMUP_B" tracking.name=crn64-gpu > "$OUT/b.log" 2>&1 & ;; esac
 sleep 90; command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; uptime
 wait
 for r in $RUNS; do

@@ -159,6 +159,7 @@ class RunConfig:
     threads: int = 0  # torch.set_num_threads (0 = leave default)
     device: Device = "auto"
     bf16: bool = False  # bf16 autocast (fast only on CPUs with native bf16, and on GPUs)
+    cudnn_autotune: bool = True  # on a GPU, let cuDNN time its kernels for the fixed training shapes
     channels_last: bool = True
     progress: bool = True
     init_from: str = ""  # "default" (the shipped model) or a checkpoint: fine-tune from its weights

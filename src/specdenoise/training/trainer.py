@@ -331,6 +331,8 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = _device(cfg, dist_info)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.run.cudnn_autotune
     torch.manual_seed(cfg.run.seed)
 
     model = build_model(cfg).to(device)
