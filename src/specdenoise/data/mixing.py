@@ -18,6 +18,7 @@ from scipy.signal import fftconvolve
 
 from ..errors import SpecdenoiseError
 from .rooms import early_part
+from .synthetic_noise import synthetic_noise
 
 CLIP_PEAK = 0.99
 
@@ -43,6 +44,7 @@ class MixConfig:
     filter_probability: float = 0.0  # share passed through a random microphone/channel response
     clip_probability: float = 0.0  # share whose noisy input is clipped (target stays unclipped)
     early_reflection_ms: float = 0.0  # >0: reverberant speech's target keeps only this much after the direct path
+    synthetic_noise_probability: float = 0.0  # share with a procedural hum/whine/rumble (data/synthetic_noise.py)
 
     def __post_init__(self) -> None:
         lo, hi = self.snr_range
@@ -50,7 +52,7 @@ class MixConfig:
             raise SpecdenoiseError(f"snr_range must be (low, high), got {self.snr_range}")
         if not 0 <= self.rir_probability <= 1 or not 0 <= self.babble_probability <= 1:
             raise SpecdenoiseError("rir_probability and babble_probability must lie in [0, 1]")
-        for name in ("noise2_probability", "filter_probability", "clip_probability"):
+        for name in ("noise2_probability", "filter_probability", "clip_probability", "synthetic_noise_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SpecdenoiseError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.early_reflection_ms <= 500:
@@ -200,6 +202,8 @@ class Mixer:
             noise, noise_file, category = self.draw_noise(rng, length)
         if cfg.noise2_probability and rng.random() < cfg.noise2_probability:
             noise, noise_file, category = self._add_second_noise(rng, noise, noise_file, category)
+        if cfg.synthetic_noise_probability and rng.random() < cfg.synthetic_noise_probability:
+            noise, noise_file, category = self._add_synthetic_noise(rng, noise, noise_file, category)
         filter_name = "none"
         if cfg.filter_probability and rng.random() < cfg.filter_probability:
             sos, filter_name = random_channel_filter(rng, cfg.sample_rate)
@@ -266,6 +270,17 @@ class Mixer:
         rel_db = -rng.uniform(0.0, 10.0)
         other = other * np.sqrt(p1 / p2 * 10 ** (rel_db / 10))
         return (noise + other).astype(np.float32), f"{name}+{other_name}", f"{category}+{other_cat}"
+
+
+    def _add_synthetic_noise(self, rng, noise, name, category):
+        """A procedural hum, whine or rumble: alone (a quarter of the time) or with the recorded
+        noise at -15...+5 dB relative to it; the SNR is then set on the sum as usual."""
+        synth, kind = synthetic_noise(rng, len(noise), self.config.sample_rate)
+        p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+        if rng.random() < 0.25 or p_noise <= 1e-20:
+            return synth, f"synthetic:{kind}", f"synthetic_{kind}"
+        synth = synth * np.float32(np.sqrt(p_noise * 10 ** (rng.uniform(-15.0, 5.0) / 10)))
+        return (noise + synth).astype(np.float32), f"{name}+synthetic:{kind}", f"{category}+synthetic_{kind}"
 
 
 def random_channel_filter(rng: np.random.Generator, sample_rate: int) -> tuple[np.ndarray, str]:

@@ -1,0 +1,90 @@
+"""Procedural noises for training: mains hum and buzz, tonal whine, low rumble and thumps.
+
+Why: these are common in real recordings (ground loops, chargers, fans, coil whine, handling and
+footfall) but rare in the recorded noise collection (3 electrical-hum files, 4 synthetic mains
+hums), so a model sees too few of them to learn their fine harmonic structure. Drawing them with
+random parameters gives endless variety without taking anything from the validation or test
+noise files. Each generator returns float32 noise of unit RMS; the mixer sets its level.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, sosfilt
+
+KINDS = ("hum", "whine", "rumble")
+
+
+def _drifting_phase(rng: np.random.Generator, f0: float, n: int, sample_rate: int, drift: float) -> np.ndarray:
+    """Phase (radians) of a tone at ``f0`` Hz whose frequency wanders by about ``drift`` (relative)."""
+    knots = max(2, n // sample_rate + 2)  # one random frequency offset per second, interpolated
+    offsets = rng.normal(0.0, drift, knots)
+    freq = f0 * (1.0 + np.interp(np.arange(n), np.linspace(0, n - 1, knots), offsets))
+    return 2 * np.pi * np.cumsum(freq) / sample_rate + rng.uniform(0, 2 * np.pi)
+
+
+def _slow_envelope(rng: np.random.Generator, n: int, depth: float) -> np.ndarray:
+    """A smooth gain of 1 +- ``depth`` (slow level changes, beating)."""
+    knots = int(rng.integers(2, 8))
+    return 1.0 + depth * np.interp(np.arange(n), np.linspace(0, n - 1, knots), rng.uniform(-1, 1, knots))
+
+
+def mains_hum(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """50/60 Hz (or its double) with a random harmonic series: from a smooth hum to a harsh buzz.
+    Odd harmonics may dominate (transformer/rectifier buzz), a soft clip may add more."""
+    f0 = float(rng.choice([50.0, 60.0, 100.0, 120.0])) * (1 + rng.uniform(-0.01, 0.01))
+    top = min(sample_rate / 2 * 0.95, float(rng.choice([400.0, 1500.0, 4000.0, 7000.0])))
+    k = np.arange(1, int(top // f0) + 1)
+    slope = rng.uniform(0.3, 2.0)  # spectral decay per harmonic (1/k**slope)
+    amps = k ** -slope * np.exp(rng.normal(0, 0.5, len(k)))
+    if rng.random() < 0.5:
+        amps[1::2] *= rng.uniform(0.0, 0.5)  # even harmonics weak
+    phase = _drifting_phase(rng, f0, n, sample_rate, drift=0.002)
+    x = np.zeros(n)
+    for kk, a in zip(k, amps):
+        x += a * np.sin(kk * phase + rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.3:
+        x = np.tanh(rng.uniform(1.0, 5.0) * x / (np.abs(x).max() + 1e-12))
+    return x * _slow_envelope(rng, n, rng.uniform(0.0, 0.3))
+
+
+def tonal_whine(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """One to three narrow tones (coil whine, fan blade-pass, electronics), each with a few
+    harmonics and a slight wobble, over a little broadband hiss."""
+    x = np.zeros(n)
+    for _ in range(int(rng.integers(1, 4))):
+        f = float(np.exp(rng.uniform(np.log(300.0), np.log(0.45 * sample_rate))))
+        phase = _drifting_phase(rng, f, n, sample_rate, drift=rng.uniform(0.0, 0.01))
+        for h in range(1, int(rng.integers(1, 4)) + 1):
+            if h * f < 0.48 * sample_rate:
+                x += rng.uniform(0.2, 1.0) / h * np.sin(h * phase)
+    x /= np.sqrt(np.mean(x**2)) + 1e-12
+    return x + rng.uniform(0.0, 0.3) * rng.standard_normal(n)
+
+
+def low_rumble(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """Noise below 40-250 Hz (traffic, building and handling rumble), steady or as thumps that
+    decay over 50-600 ms (footfall, door slams, a microphone being bumped)."""
+    cutoff = float(rng.uniform(40.0, 250.0))
+    sos = butter(int(rng.integers(2, 5)), cutoff, "lowpass", fs=sample_rate, output="sos")
+    x = sosfilt(sos, rng.standard_normal(n))
+    if rng.random() < 0.5:
+        env = np.zeros(n)
+        t = np.arange(n)
+        for start in rng.integers(0, n, int(rng.integers(1, 2 + n // sample_rate))):
+            decay = rng.uniform(0.05, 0.6) * sample_rate
+            tail = t >= start
+            env[tail] += rng.uniform(0.3, 1.0) * np.exp(-(t[tail] - start) / decay)
+        x = x * (env + rng.uniform(0.0, 0.05))
+    return x
+
+
+GENERATORS = {"hum": mains_hum, "whine": tonal_whine, "rumble": low_rumble}
+
+
+def synthetic_noise(rng: np.random.Generator, n: int, sample_rate: int, kind: str | None = None
+                    ) -> tuple[np.ndarray, str]:
+    """``n`` samples of one procedural noise (``kind`` drawn when None), unit RMS, and its kind."""
+    kind = kind or str(rng.choice(KINDS))
+    x = GENERATORS[kind](rng, n, sample_rate)
+    rms = np.sqrt(np.mean(np.square(x))) + 1e-12
+    return (x / rms).astype(np.float32), kind

@@ -1,0 +1,98 @@
+"""Procedural training noises (data/synthetic_noise.py) and how the mixer uses them."""
+import numpy as np
+import pytest
+
+from specdenoise.data.mixing import MixConfig, Mixer, active_power
+from specdenoise.data.synthetic_noise import KINDS, synthetic_noise
+from test_crn import _pools
+
+RATE = 16000
+
+
+def _spectrum(x):
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return np.fft.rfftfreq(len(x), 1 / RATE), power / power.sum()
+
+
+def _flatness(power):
+    """Spectral flatness in (0, 1]: ~0.56 for white noise, near 0 for a few lines."""
+    p = power[1:] + 1e-20
+    return float(np.exp(np.mean(np.log(p))) / np.mean(p))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_is_finite_unit_rms_and_seeded(kind):
+    a, got = synthetic_noise(np.random.default_rng(5), 3 * RATE, RATE, kind)
+    b, _ = synthetic_noise(np.random.default_rng(5), 3 * RATE, RATE, kind)
+    c, _ = synthetic_noise(np.random.default_rng(6), 3 * RATE, RATE, kind)
+    assert got == kind and a.dtype == np.float32 and a.shape == (3 * RATE,)
+    assert np.isfinite(a).all() and np.sqrt(np.mean(a.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_hum_is_harmonic_on_a_mains_fundamental():
+    white = _flatness(_spectrum(np.random.default_rng(0).standard_normal(4 * RATE))[1])
+    for seed in range(8):
+        x, _ = synthetic_noise(np.random.default_rng(seed), 4 * RATE, RATE, "hum")
+        freqs, power = _spectrum(x)
+        peak = freqs[np.argmax(power)]
+        # the strongest line is a harmonic of 50 or 60 Hz (within the +-1 % tuning and the drift)
+        assert min(abs(peak / f0 - round(peak / f0)) for f0 in (50.0, 60.0)) < 0.05, peak
+        assert _flatness(power) < 0.05 * white
+
+
+def test_whine_is_tonal_and_rumble_is_low():
+    for seed in range(8):
+        whine, _ = synthetic_noise(np.random.default_rng(seed), 2 * RATE, RATE, "whine")
+        freqs, power = _spectrum(whine)
+        assert freqs[np.argmax(power)] >= 250  # tones from 300 Hz up (a harmonic may lead)
+        assert power.max() > 100 / len(power)  # a line far above the hiss floor
+        rumble, _ = synthetic_noise(np.random.default_rng(seed), 2 * RATE, RATE, "rumble")
+        freqs, power = _spectrum(rumble)
+        assert power[freqs < 600].sum() > 0.95  # low-passed at 40-250 Hz (2nd to 4th order)
+
+
+def test_mixer_adds_synthetic_noise_at_the_asked_snr(rng):
+    cfg = MixConfig(rir_probability=0.0, babble_probability=0.0, synthetic_noise_probability=1.0, snr_range=(5.0, 5.0))
+    kinds = set()
+    for seed in range(12):
+        m = Mixer(_pools(rng), cfg).mix(np.random.default_rng(seed), length=RATE)
+        assert "synthetic_" in m.meta["noise_category"] and "synthetic:" in m.meta["noise_file"]
+        kinds.add(m.meta["noise_category"].split("synthetic_")[1])
+        snr = 10 * np.log10(active_power(m.clean, RATE) / np.mean(m.noise.astype(np.float64) ** 2))
+        assert snr == pytest.approx(5.0, abs=0.05)
+        assert np.allclose(m.noisy, m.clean + m.noise, atol=1e-5)
+    assert kinds == set(KINDS)
+    with pytest.raises(Exception, match="synthetic_noise_probability"):
+        MixConfig(synthetic_noise_probability=-0.1)
+
+
+def test_probability_zero_draws_nothing_extra(rng, monkeypatch):
+    """With the feature off the random stream is untouched (no extra draw), so the fixed
+    validation mixtures, and the validation numbers of older models, stay what they were."""
+    import specdenoise.data.mixing as mixing
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("synthetic noise drawn with probability 0")
+
+    monkeypatch.setattr(mixing, "synthetic_noise", refuse)
+    calls = []
+
+    class Counting:
+        def __init__(self):
+            self.gen = np.random.default_rng(3)
+
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(self.gen, name)
+
+    pools = _pools(rng)
+    off = Mixer(pools, MixConfig(rir_probability=0.0)).mix(Counting(), length=RATE)
+    without = len(calls)
+    calls.clear()
+    zero = Mixer(pools, MixConfig(rir_probability=0.0, synthetic_noise_probability=0.0)).mix(Counting(), length=RATE)
+    assert len(calls) == without and np.array_equal(off.noisy, zero.noisy)
+    calls.clear()
+    monkeypatch.setattr(mixing, "synthetic_noise", synthetic_noise)
+    Mixer(pools, MixConfig(rir_probability=0.0, synthetic_noise_probability=1e-9)).mix(Counting(), length=RATE)
+    assert len(calls) == without + 1  # the one extra draw that decides, only when the feature is on
