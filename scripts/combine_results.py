@@ -5,6 +5,8 @@ new model were scored in separate runs:
     .venv/bin/python scripts/combine_results.py runs/results/test_baselines runs/results/test_new \
         --rename specdenoise=unet-0.2 --rename "specdenoise#2=crn-0.3" > runs/results/test_combined.md
 
+``--rooms CORPUS/test/meta.csv`` adds the overall table for dry and for reverberant clips.
+
 A system name that appears in more than one run gets ``#2``, ``#3``... in the order of the runs.
 The runs must cover the same files (checked: the noisy rows must agree), so rows are comparable.
 """
@@ -95,11 +97,20 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="evaluate output folders (each with per_file.csv)")
     parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
     parser.add_argument("--breakdown-metrics", default="pesq_wb,stoi,si_sdr,dnsmos_ovrl")
+    parser.add_argument("--rooms", type=Path, metavar="META_CSV",
+                        help="the corpus split's meta.csv: also the overall table for dry clips and for clips "
+                             "with a room response (whose reference is the full reverberant speech)")
     args = parser.parse_args()
     renames = dict(item.split("=", 1) for item in args.rename)
     systems = load(args.runs, renames)
     present = tuple(m for m in METRICS if any(mean(rows, m) is not None for rows in systems.values()))
     out = ["## Overall (means over files)", "", table(systems, present), ""]
+    if args.rooms:
+        with open(args.rooms, newline="") as f:
+            reverberant = {r["clip"]: r["rir"] != "none" for r in csv.DictReader(f)}
+        for label, want in (("dry clips", False), ("clips with a room response", True)):
+            part = {name: [r for r in rows if reverberant.get(Path(r["file"]).stem) == want] for name, rows in systems.items()}
+            out += [f"## Overall, {label}", "", table(part, present), ""]
     for metric in args.breakdown_metrics.split(","):
         if metric not in present:
             continue
