@@ -11,10 +11,10 @@ from specdenoise.enhance import Denoiser, pretrained_path
 from specdenoise.metrics import pesq_wb, si_sdr, stoi
 
 # Measured with each shipped model (docs/MODEL_CARD.md); a regression below these fails.
-# default (causal CRN, 0.7): measured +10.10 and +2.94 dB SI-SDR gain, PESQ-WB 2.178 and 2.567.
+# default (causal CRN, 0.8): measured +10.13 and +3.06 dB SI-SDR gain, PESQ-WB 2.157 and 2.559.
 # Example2's noise (thumps with a decaying tail below 100 Hz, which PESQ and STOI hardly weigh) is
 # the file 0.6 suppressed 5 dB less than 0.5 (+4.52 -> +1.18 dB); 0.7, trained with procedural
-# rumble and thumps, is back to +2.94 (docs/MODEL_CARD.md, "Where it will do badly"). Hence a
+# rumble and thumps, is back to +2.94 (0.8: +3.06) (docs/MODEL_CARD.md, "Where it will do badly"). Hence a
 # PESQ-WB floor beside the SI-SDR one. Each threshold sits about 0.5 dB (SI-SDR) or 0.12 (PESQ-WB)
 # below the shipped weights' measurement, so a new release may not regress.
 # unet (0.2): measured +9.09 and +6.15 dB, PESQ-WB 1.869 and 2.389.
