@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from specdenoise.models.registry import export_for_release, load_checkpoint, save_checkpoint
+from specdenoise.errors import CheckpointError
+from specdenoise.models.registry import from_serialized, load_checkpoint, save_checkpoint
 
 
 def main() -> None:
@@ -33,8 +34,11 @@ def main() -> None:
     package = {k: v for k, v in tuned.items() if k != "train_state"}
     package["state_dict"] = state
     package["averaged_from"] = {"base": args.base, "finetuned": args.finetuned, "alpha": args.alpha}
+    try:
+        from_serialized(package)  # complete, fits its model, finite weights
+    except CheckpointError as exc:
+        raise SystemExit(f"{args.out}: not written: {exc}") from None
     save_checkpoint(args.out, package)
-    export_for_release(args.out, args.out)  # validates: complete, loads, finite
     print(f"wrote {args.out}")
 
 

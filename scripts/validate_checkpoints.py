@@ -12,6 +12,7 @@ source), to look at one kind of noise. Extra ``key=value`` overrides go after ``
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ import torch
 from specdenoise.config import load
 from specdenoise.data.datasets import DynamicMixDataset
 from specdenoise.data.mixing import Mixer, Pools
+from specdenoise.enhance import pretrained_path
 from specdenoise.models.registry import model_from_checkpoint
 from specdenoise.training.config import TrainConfig
 from specdenoise.training.trainer import build_datasets, dynamic_mix_pools, validate
@@ -30,9 +32,8 @@ def only_categories(pools: Pools, categories: set[str]) -> Pools:
     keep = [i for i, c in enumerate(pools.noise_categories) if c in categories]
     if not keep:
         raise SystemExit(f"no validation noise file in categories {sorted(categories)}")
-    return Pools(pools.speech, pools.speech_groups, pools.speech_names, pools.speech_speakers,
-                 [pools.noise[i] for i in keep], [pools.noise_names[i] for i in keep],
-                 [pools.noise_categories[i] for i in keep], pools.rirs, pools.rir_names)
+    return replace(pools, noise=[pools.noise[i] for i in keep], noise_names=[pools.noise_names[i] for i in keep],
+                   noise_categories=[pools.noise_categories[i] for i in keep])
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
     cfg = load(TrainConfig, args.config, overrides)
     val = None
     for name in args.checkpoints:
-        model = model_from_checkpoint(name if name.endswith(".pt") else ROOT / "src" / "specdenoise" / "pretrained" / f"{name}.pt")
+        model = model_from_checkpoint(name if name.endswith(".pt") else pretrained_path(name))
         if val is None:
             if args.categories:
                 _, pools, mix = dynamic_mix_pools(cfg, model.sample_rate)

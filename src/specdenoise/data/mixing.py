@@ -239,7 +239,7 @@ class Mixer:
         p_speech = active_power(speech, self.config.sample_rate)
         if p_speech <= 0:
             raise SilentSourceError(f"silent speech excerpt ({', '.join(speech_files)}): cannot set an SNR")
-        p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
+        p_noise = _power(noise)
         snr = self.draw_snr(rng)
         if p_noise <= 1e-20:
             noise_gain = 0.0
@@ -263,24 +263,28 @@ class Mixer:
     def _add_second_noise(self, rng, noise, name, category):
         """Two independent sources (e.g. traffic under a fan), the second 0-10 dB below the first."""
         other, other_name, other_cat = self.draw_noise(rng, len(noise))
-        p1 = float(np.mean(np.square(noise, dtype=np.float64)))
-        p2 = float(np.mean(np.square(other, dtype=np.float64)))
-        if p1 <= 1e-20 or p2 <= 1e-20:
+        if _power(noise) <= 1e-20 or _power(other) <= 1e-20:
             return noise, name, category
-        rel_db = -rng.uniform(0.0, 10.0)
-        other = other * np.sqrt(p1 / p2 * 10 ** (rel_db / 10))
-        return (noise + other).astype(np.float32), f"{name}+{other_name}", f"{category}+{other_cat}"
-
+        mixed = _add_at_relative_level(noise, other, -rng.uniform(0.0, 10.0))
+        return mixed, f"{name}+{other_name}", f"{category}+{other_cat}"
 
     def _add_synthetic_noise(self, rng, noise, name, category):
         """A procedural hum, whine or rumble: alone (a quarter of the time) or with the recorded
         noise at -15...+5 dB relative to it; the SNR is then set on the sum as usual."""
         synth, kind = synthetic_noise(rng, len(noise), self.config.sample_rate)
-        p_noise = float(np.mean(np.square(noise, dtype=np.float64)))
-        if rng.random() < 0.25 or p_noise <= 1e-20:
+        if rng.random() < 0.25 or _power(noise) <= 1e-20:
             return synth, f"synthetic:{kind}", f"synthetic_{kind}"
-        synth = synth * np.float32(np.sqrt(p_noise * 10 ** (rng.uniform(-15.0, 5.0) / 10)))
-        return (noise + synth).astype(np.float32), f"{name}+synthetic:{kind}", f"{category}+synthetic_{kind}"
+        mixed = _add_at_relative_level(noise, synth, rng.uniform(-15.0, 5.0))
+        return mixed, f"{name}+synthetic:{kind}", f"{category}+synthetic_{kind}"
+
+
+def _power(x: np.ndarray) -> float:
+    return float(np.mean(np.square(x, dtype=np.float64)))
+
+
+def _add_at_relative_level(noise: np.ndarray, other: np.ndarray, rel_db: float) -> np.ndarray:
+    """``noise`` plus ``other`` scaled to ``rel_db`` dB relative to ``noise``'s power (float32)."""
+    return (noise + other * np.sqrt(_power(noise) / _power(other) * 10 ** (rel_db / 10))).astype(np.float32)
 
 
 def random_channel_filter(rng: np.random.Generator, sample_rate: int) -> tuple[np.ndarray, str]:
