@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from specdenoise.errors import CheckpointError
-from specdenoise.models.registry import from_serialized, load_checkpoint, save_checkpoint
+from specdenoise.models.registry import load_checkpoint, save_release
 
 
 def main() -> None:
@@ -31,14 +31,12 @@ def main() -> None:
     for key, t in tuned["state_dict"].items():
         b = base["state_dict"][key]
         state[key] = (1 - args.alpha) * b + args.alpha * t if t.is_floating_point() else t
-    package = {k: v for k, v in tuned.items() if k != "train_state"}
-    package["state_dict"] = state
-    package["averaged_from"] = {"base": args.base, "finetuned": args.finetuned, "alpha": args.alpha}
+    package = {**tuned, "state_dict": state,
+               "averaged_from": {"base": args.base, "finetuned": args.finetuned, "alpha": args.alpha}}
     try:
-        from_serialized(package)  # complete, fits its model, finite weights
+        save_release(package, args.out)
     except CheckpointError as exc:
         raise SystemExit(f"{args.out}: not written: {exc}") from None
-    save_checkpoint(args.out, package)
     print(f"wrote {args.out}")
 
 

@@ -137,10 +137,16 @@ def model_from_checkpoint(path: str | Path):
 def export_for_release(source: str | Path, target: str | Path) -> Path:
     """Copy a training checkpoint without optimizer/RNG state (the shipped model's form).
     A checkpoint with NaN/Inf weights is refused: it would only ever write garbage audio."""
-    package = load_checkpoint(source)
     try:
-        from_serialized(package)  # complete, fits its model, finite weights
+        return save_release(load_checkpoint(source), target)
     except CheckpointError as exc:
+        if shown(source) in str(exc):
+            raise
         raise CheckpointError(f"{shown(source)}: not exported: {exc}") from None
-    package = {k: v for k, v in package.items() if k != "train_state"}
-    return save_checkpoint(target, package)
+
+
+def save_release(package: dict[str, Any], target: str | Path) -> Path:
+    """Write ``package`` without its optimizer/RNG state, after checking that it is complete, fits
+    its model and has finite weights (nothing is written otherwise)."""
+    from_serialized(package)
+    return save_checkpoint(target, {k: v for k, v in package.items() if k != "train_state"})
