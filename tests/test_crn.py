@@ -93,6 +93,15 @@ def test_compressed_complex_loss_sees_phase():
     assert float(other["mag_mse"]) == pytest.approx(0, abs=1e-9) and float(other["cplx_mse"]) > 0.1
 
 
+def test_under_estimation_loss_is_one_sided():
+    clean = torch.polar(torch.rand(1, 257, 20) + 0.1, torch.rand(1, 257, 20) * 6)
+    cfg = LossConfig(mag_l1=0, mag_under=10)
+    louder, quieter = compute_loss(cfg, clean * 1.5, clean), compute_loss(cfg, clean * 0.5, clean)
+    assert float(louder["mag_under"]) == pytest.approx(0, abs=1e-9)  # residual noise: not this term's business
+    c, e = clean.abs().pow(0.3), (clean * 0.5).abs().pow(0.3)
+    assert float(quieter["mag_under"]) == pytest.approx(float(10 * (c - e).pow(2).mean()), rel=1e-5)
+
+
 def _pools(rng, rirs=()) -> Pools:
     speech = [(np.sin(np.arange(48000) * 0.05) * (rng.random(48000) > 0.1)).astype(np.float32) * 0.3]
     noise = [rng.standard_normal(40000).astype(np.float32) * 0.1, rng.standard_normal(30000).astype(np.float32)]

@@ -3,7 +3,9 @@ SI-SDR, and their weighted sum.
 
 The hybrid ``cplx_mse + mag_mse + si_sdr`` (weights 30 / 70 / 1 in ``configs/crn.yaml``) follows the
 small models that lead the field (GTCRN, DeepFilterNet): the magnitude term drives noise removal,
-the complex term phase-aware detail, the SI-SDR term the waveform as metrics and listeners hear it."""
+the complex term phase-aware detail, the SI-SDR term the waveform as metrics and listeners hear it.
+``mag_under`` adds weight to the magnitude error where the estimate is *below* the clean speech:
+small models trade speech for quiet at low SNR, which DNSMOS SIG and listeners punish."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from ..stft import StftConfig, stft
 class LossConfig:
     mag_l1: float = 1.0  # L1 on |X|**power
     mag_mse: float = 0.0  # MSE on |X|**power
+    mag_under: float = 0.0  # MSE on |X|**power only where the estimate falls short (speech removed)
     cplx_mse: float = 0.0  # MSE on the compressed complex spectrum |X|**power * exp(j angle X)
     mrstft: float = 0.0  # multi-resolution STFT loss on the waveform
     si_sdr: float = 0.0  # negative SI-SDR (dB) on the waveform, scaled by 1/10
@@ -64,6 +67,8 @@ def compute_loss(cfg: LossConfig, est_spec: torch.Tensor, clean_spec: torch.Tens
         terms["mag_l1"] = cfg.mag_l1 * (e - c).abs().mean()
     if cfg.mag_mse:
         terms["mag_mse"] = cfg.mag_mse * (e - c).pow(2).mean()
+    if cfg.mag_under:  # asymmetric: over-suppression costs more than residual noise (VoiceFilter-Lite)
+        terms["mag_under"] = cfg.mag_under * torch.relu(c - e).pow(2).mean()
     if cfg.cplx_mse:  # phase matters too: compare the compressed spectra as complex numbers
         ec = est_spec * (e / est_spec.abs().clamp_min(1e-10))
         cc = clean_spec * (c / clean_spec.abs().clamp_min(1e-10))
