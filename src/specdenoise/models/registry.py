@@ -137,11 +137,10 @@ def model_from_checkpoint(path: str | Path):
 def export_for_release(source: str | Path, target: str | Path) -> Path:
     """Copy a training checkpoint without optimizer/RNG state (the shipped model's form).
     A checkpoint with NaN/Inf weights is refused: it would only ever write garbage audio."""
+    package = load_checkpoint(source)  # its errors name the file already
     try:
-        return save_release(load_checkpoint(source), target)
+        return save_release(package, target)
     except CheckpointError as exc:
-        if shown(source) in str(exc):
-            raise
         raise CheckpointError(f"{shown(source)}: not exported: {exc}") from None
 
 
