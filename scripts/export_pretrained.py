@@ -1,9 +1,12 @@
 """Export a training checkpoint as the shipped model (no optimizer state).
 
     .venv/bin/python scripts/export_pretrained.py runs/shipped/best.pt src/specdenoise/pretrained/default.pt
+    .venv/bin/python scripts/export_pretrained.py old.pt new.pt --set low_cut_hz=62.5   # a weight-free option
 """
 import argparse
 import sys
+
+import yaml
 
 from specdenoise.models.registry import CheckpointError, export_for_release
 
@@ -11,9 +14,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a training checkpoint (best.pt / last.pt)")
     parser.add_argument("out", help="where to write the release file (written atomically)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a weight-free output option of the model (e.g. low_cut_hz=62.5); repeatable")
     args = parser.parse_args()
+    options = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"error: --set {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
     try:
-        path = export_for_release(args.checkpoint, args.out)
+        path = export_for_release(args.checkpoint, args.out, options)
     except CheckpointError as exc:
         sys.exit(f"error: {exc}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

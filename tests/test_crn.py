@@ -83,6 +83,41 @@ def test_mask_is_bounded_and_bad_configs_are_refused(rng):
         build_model("crn", erb_bands=63)
 
 
+def test_low_cut_is_a_fixed_ramp_on_the_lowest_bins_and_streams(rng, tmp_path):
+    plain = _trained_like(6)
+    cut = build_model("crn", **{**SMALL, "low_cut_hz": 62.5}).eval()
+    cut.load_state_dict(plain.state_dict())  # weight-free: the same weights load
+    spec = _spec(rng, frames=30)
+    with torch.no_grad():
+        a, b = plain(spec), cut(spec)
+        streamed, state = [], cut.initial_state(spec.shape[0])
+        for t in range(spec.shape[-1]):
+            out, state = cut.forward_frames(spec[..., t : t + 1], state)
+            streamed.append(out)
+    assert a[:, 0].abs().max() > 1e-4 and torch.equal(b[:, 0], torch.zeros_like(b[:, 0]))  # DC: gone
+    assert torch.allclose(b[:, 1], 0.5 * a[:, 1])  # 31.25 Hz: halved (ramp 0 -> 1 at 62.5 Hz)
+    assert torch.equal(b[:, 2:], a[:, 2:])  # speech bins untouched
+    assert (torch.cat(streamed, -1) - b).abs().max() <= 1e-5 * b.abs().max()
+    save_checkpoint(tmp_path / "cut.pt", serialize(cut))
+    assert from_serialized(load_checkpoint(tmp_path / "cut.pt")).config()["low_cut_hz"] == 62.5
+    for bad in (-1.0, 8000.0, "60"):
+        with pytest.raises(ConfigError, match="low_cut_hz"):
+            build_model("crn", low_cut_hz=bad)
+
+
+def test_export_sets_only_weight_free_options(tmp_path):
+    from specdenoise.models.registry import CheckpointError, export_for_release
+
+    save_checkpoint(tmp_path / "src.pt", serialize(_trained_like(7)))
+    export_for_release(tmp_path / "src.pt", tmp_path / "cut.pt", {"low_cut_hz": 40.0})
+    assert load_checkpoint(tmp_path / "cut.pt")["model"]["config"]["low_cut_hz"] == 40.0
+    with pytest.raises(CheckpointError, match="src.pt.*cannot set channels .*settable without retraining: low_cut_hz"):
+        export_for_release(tmp_path / "src.pt", tmp_path / "bad.pt", {"channels": 4})
+    with pytest.raises(CheckpointError, match="low_cut_hz"):  # the value is checked by the model itself
+        export_for_release(tmp_path / "src.pt", tmp_path / "bad.pt", {"low_cut_hz": -3})
+    assert not (tmp_path / "bad.pt").exists()
+
+
 def test_compressed_complex_loss_sees_phase():
     clean = torch.polar(torch.rand(1, 257, 20) + 0.1, torch.rand(1, 257, 20) * 6)
     rotated = clean * torch.exp(torch.tensor(1j * 0.8))  # same magnitudes, other phase
@@ -167,6 +202,9 @@ def test_init_from_loads_weights_and_refuses_mismatches(tmp_path):
     init_weights_from(target, tmp_path / "src.pt")
     for (k, a), b in zip(source.state_dict().items(), target.state_dict().values()):
         assert torch.equal(a, b), k
+    cut = build_model("crn", **{**SMALL, "low_cut_hz": 62.5})  # a weight-free option may differ: ours is kept
+    init_weights_from(cut, tmp_path / "src.pt")
+    assert cut.low_cut_hz == 62.5 and torch.equal(cut.state_dict()["enc1.conv.weight"], source.state_dict()["enc1.conv.weight"])
     with pytest.raises(ConfigError, match="model.channels 8 vs 12"):
         init_weights_from(build_model("crn", **{**SMALL, "channels": 12}), tmp_path / "src.pt")
     with pytest.raises(ConfigError, match="model 'crn' vs 'unet'"):

@@ -61,12 +61,25 @@ def tonal_whine(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarra
     return x + rng.uniform(0.0, 0.3) * rng.standard_normal(n)
 
 
+def infrasound(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """Unit-RMS drift below ~20 Hz: brown (1/f^2) noise, high-passed at 1-8 Hz so it stays bounded.
+    Why: handling, wind buffets and DC drift put most of their energy there; with only
+    band-limited white rumble the model never learned to remove it, and what it left swung from
+    version to version (docs/RESULTS.md, the golden example2)."""
+    sos = butter(2, float(rng.uniform(1.0, 8.0)), "highpass", fs=sample_rate, output="sos")
+    x = sosfilt(sos, np.cumsum(rng.standard_normal(n)) / np.sqrt(sample_rate))
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
 def low_rumble(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
-    """Noise below 40-250 Hz (traffic, building and handling rumble), steady or as thumps that
-    decay over 50-600 ms (footfall, door slams, a microphone being bumped)."""
+    """Noise below 40-250 Hz (traffic, building and handling rumble), half the time over an
+    infrasonic drift, steady or as thumps that decay over 50-600 ms (footfall, door slams, a
+    microphone being bumped)."""
     cutoff = float(rng.uniform(40.0, 250.0))
     sos = butter(int(rng.integers(2, 5)), cutoff, "lowpass", fs=sample_rate, output="sos")
     x = sosfilt(sos, rng.standard_normal(n))
+    if rng.random() < 0.5:
+        x = x / (np.sqrt(np.mean(x**2)) + 1e-12) + rng.uniform(0.5, 3.0) * infrasound(rng, n, sample_rate)
     if rng.random() < 0.5:
         env = np.zeros(n)
         t = np.arange(n)

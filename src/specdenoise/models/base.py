@@ -20,6 +20,9 @@ MASKS = ("magnitude", "complex")
 
 class SpectralMaskModel(nn.Module):
     name: str = "base"
+    # Constructor arguments that hold no weights (fixed output priors): a fine-tune may change them
+    # while keeping the weights it starts from (training/trainer.py init_weights_from).
+    output_options: tuple[str, ...] = ()
 
     def __init__(self, stft: dict | None = None, sample_rate: int = 16000, feature: str = "log",
                  power: float = 0.3, mask: str = "magnitude"):

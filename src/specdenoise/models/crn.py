@@ -16,6 +16,11 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
   frame (full-band context, still causal) and a unidirectional GRU across time per band
   (temporal memory).
 - **Decoder**: mirrored, with additive skips, ends in a bounded complex ratio mask.
+- **Low cut** (``low_cut_hz``, since 0.9): a fixed, weight-free gain that ramps from 0 at DC to 1 at
+  ``low_cut_hz`` on the output. Speech has nothing below ~60 Hz, while rumble, handling thumps and
+  DC offset live there; a learned mask left them to luck (one example's SI-SDR gain swung between
+  +1 and +4.5 dB from version to version, docs/RESULTS.md), a prior removes them by design. It is
+  a real per-bin gain, so it adds no phase shift (a causal high-pass IIR cost 2-8 dB SI-SDR there).
 
 **Causality**: every temporal convolution is padded on the left only, normalisations are per
 frame (LayerNorm) or fixed at inference (BatchNorm), and the time GRU is unidirectional, so the
@@ -134,10 +139,11 @@ def _up(cin: int, cout: int, kf: int) -> nn.ConvTranspose2d:
 class CausalCRN(SpectralMaskModel):
     name = "crn"
     causal = True
+    output_options = ("low_cut_hz",)
 
     def __init__(self, stft: dict | None = None, sample_rate: int = 16000, channels: int = 32,
                  first_channels: int = 16, erb_low: int = 65, erb_bands: int = 64, gru_hidden: int = 32,
-                 dual_path_blocks: int = 2, power: float = 0.3):
+                 dual_path_blocks: int = 2, power: float = 0.3, low_cut_hz: float = 0.0):
         stft = stft or {"n_fft": 512, "hop_length": 256, "window": "sqrt_hann"}
         super().__init__(stft, sample_rate, feature="power", power=power, mask="complex")
         n_freqs = self.stft_config.n_fft // 2 + 1
@@ -148,7 +154,11 @@ class CausalCRN(SpectralMaskModel):
             raise ConfigError(f"crn needs erb_low + erb_bands = 4k + 1 (>= 9) bands, got {width}")
         if channels < 2 or first_channels < 1 or gru_hidden < 1 or dual_path_blocks < 0:
             raise ConfigError("crn needs channels >= 2, first_channels >= 1, gru_hidden >= 1, dual_path_blocks >= 0")
+        if not isinstance(low_cut_hz, (int, float)) or not 0.0 <= low_cut_hz < sample_rate / 2:
+            raise ConfigError(f"crn needs 0 <= low_cut_hz < {sample_rate / 2:g} (half the sample rate), got {low_cut_hz!r}")
         del self.input_norm  # features are normalised per layer here
+        self.low_cut_hz = float(low_cut_hz)
+        self.register_buffer("low_gain", low_cut_gains(n_freqs, self.low_cut_hz, sample_rate), persistent=False)
         self.erb_low = erb_low
         self.register_buffer("erb_fb", torch.from_numpy(erb_filterbank(n_freqs, erb_low, erb_bands, sample_rate)),
                              persistent=False)
@@ -165,7 +175,7 @@ class CausalCRN(SpectralMaskModel):
         assert w1 == 2 * w2 - 1 and width == 2 * w1 - 1
         self.remember_config(sample_rate=sample_rate, channels=channels, first_channels=first_channels,
                              erb_low=erb_low, erb_bands=erb_bands, gru_hidden=gru_hidden,
-                             dual_path_blocks=dual_path_blocks, power=power)
+                             dual_path_blocks=dual_path_blocks, power=power, low_cut_hz=self.low_cut_hz)
 
     # --- bands ---
     def to_bands(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,6 +245,8 @@ class CausalCRN(SpectralMaskModel):
         mr, mi = mr * scale, mi * scale
         xr, xi = x[..., 0].float(), x[..., 1].float()
         out = torch.complex(xr * mr - xi * mi, xr * mi + xi * mr).transpose(1, 2)
+        if self.low_cut_hz > 0:
+            out = out * self.low_gain[:, None]
         return out, new + new_h
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
@@ -274,6 +286,14 @@ class CausalCRN(SpectralMaskModel):
     @staticmethod
     def _seq_len(m: nn.Module, width: int) -> int:
         return (width + 3) // 4
+
+
+def low_cut_gains(n_freqs: int, low_cut_hz: float, sample_rate: int) -> torch.Tensor:
+    """Per-bin gains ramping linearly from 0 at DC to 1 at ``low_cut_hz`` (all ones when 0)."""
+    freqs = torch.linspace(0.0, sample_rate / 2, n_freqs)
+    if low_cut_hz <= 0:
+        return torch.ones(n_freqs)
+    return (freqs / low_cut_hz).clamp(0.0, 1.0)
 
 
 def param_count(model: nn.Module) -> int:

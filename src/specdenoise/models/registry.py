@@ -134,11 +134,23 @@ def model_from_checkpoint(path: str | Path):
         raise CheckpointError(f"{shown(path)}: {exc}") from None
 
 
-def export_for_release(source: str | Path, target: str | Path) -> Path:
+def export_for_release(source: str | Path, target: str | Path, options: dict[str, Any] | None = None) -> Path:
     """Copy a training checkpoint without optimizer/RNG state (the shipped model's form).
-    A checkpoint with NaN/Inf weights is refused: it would only ever write garbage audio."""
+    A checkpoint with NaN/Inf weights is refused: it would only ever write garbage audio.
+    ``options`` sets weight-free output options of the model (its class's ``output_options``,
+    e.g. the CRN's ``low_cut_hz``); anything else would change what the weights mean."""
     package = load_checkpoint(source)  # its errors name the file already
     try:
+        if options:
+            spec = package.get("model") if isinstance(package, dict) else None
+            if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+                raise CheckpointError("incomplete checkpoint: the model name and settings are missing")
+            allowed = getattr(_REGISTRY.get(spec.get("name")), "output_options", ())
+            refused = sorted(set(options) - set(allowed))
+            if refused:
+                raise CheckpointError(f"cannot set {', '.join(refused)} on a {spec.get('name')!r} model "
+                                      f"(settable without retraining: {', '.join(allowed) or 'none'})")
+            package = {**package, "model": {**spec, "config": {**spec["config"], **options}}}
         return save_release(package, target)
     except CheckpointError as exc:
         raise CheckpointError(f"{shown(source)}: not exported: {exc}") from None

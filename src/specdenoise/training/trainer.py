@@ -202,7 +202,8 @@ def validate(model, val: Dataset, cfg: TrainConfig, device) -> tuple[dict[str, f
 def init_weights_from(model, source: str | Path) -> str:
     """Load weights of ``source`` (a shipped model's name such as "default", or a checkpoint) into
     ``model`` for fine-tuning. Architecture, STFT and sample rate must match; otherwise a
-    one-line error names every difference. Returns the resolved source path."""
+    one-line error names every difference. Weight-free output options (``model.output_options``,
+    e.g. the CRN's ``low_cut_hz``) may differ: the configured value is kept. Returns the resolved source path."""
     from ..enhance import PRETRAINED, pretrained_path
 
     path = pretrained_path(str(source)) if str(source) in PRETRAINED else Path(source)
@@ -214,7 +215,8 @@ def init_weights_from(model, source: str | Path) -> str:
         diffs.append(f"model {theirs.get('name')!r} vs {ours['name']!r}")
     else:
         a, b = theirs.get("config", {}), ours["config"]
-        diffs += [f"model.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        free = set(getattr(model, "output_options", ()))  # weight-free priors: the new run's value wins
+        diffs += [f"model.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted((set(a) | set(b)) - free) if a.get(k) != b.get(k)]
     if diffs:
         raise ConfigError(f"--init-from {source}: checkpoint differs from the configured model: " + "; ".join(diffs))
     try:
