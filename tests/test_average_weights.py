@@ -40,3 +40,13 @@ def test_refuses_other_architectures_and_bad_alpha(tmp_path):
     proc = _run(crn, crn, "--alpha", 1.5, "--out", tmp_path / "y.pt")
     assert proc.returncode != 0 and "--alpha" in proc.stderr
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "y.pt").exists()
+
+
+def test_weight_free_options_may_differ_and_the_finetuned_one_is_kept(tmp_path):
+    base = random_checkpoint(tmp_path / "base.pt", "crn", seed=1)
+    tuned = tmp_path / "tuned.pt"
+    subprocess.run([sys.executable, str(SCRIPT.parent / "export_pretrained.py"), base, tuned, "--set", "low_cut_hz=40"],
+                   check=True, capture_output=True)
+    proc = _run(base, tuned, "--alpha", 0.5, "--out", tmp_path / "mix.pt")
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(tmp_path / "mix.pt")["model"]["config"]["low_cut_hz"] == 40
