@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from specdenoise.errors import CheckpointError
-from specdenoise.models.registry import load_checkpoint, model_class, save_release
+from specdenoise.models.registry import architecture_differences, load_checkpoint, save_release
 
 
 def main() -> None:
@@ -25,10 +25,7 @@ def main() -> None:
     if not 0.0 <= args.alpha <= 1.0:
         raise SystemExit(f"--alpha must lie in [0, 1], got {args.alpha}")
     base, tuned = load_checkpoint(args.base), load_checkpoint(args.finetuned)
-    free = set(getattr(model_class(tuned["model"]["name"]), "output_options", ()))  # weight-free: FINETUNED's kept
-    same = base["model"]["name"] == tuned["model"]["name"] and all(
-        base["model"]["config"].get(k) == tuned["model"]["config"].get(k)
-        for k in (set(base["model"]["config"]) | set(tuned["model"]["config"])) - free)
+    same = not architecture_differences(base["model"], tuned["model"])  # weight-free options: FINETUNED's kept
     if not same or base["state_dict"].keys() != tuned["state_dict"].keys():
         raise SystemExit(f"{args.base} and {args.finetuned} are not the same architecture")
     state = {}

@@ -45,6 +45,16 @@ def build_model(name: str, **kwargs: Any):
         raise ConfigError(f"bad arguments for model {name!r}: {exc}") from None
 
 
+def architecture_differences(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """Differences between two ``{"name", "config"}`` model specs that change what the weights mean,
+    as "model.KEY A vs B" phrases; weight-free ``output_options`` of the family are ignored."""
+    if theirs.get("name") != ours.get("name"):
+        return [f"model {theirs.get('name')!r} vs {ours.get('name')!r}"]
+    free = set(getattr(_REGISTRY.get(ours.get("name")), "output_options", ()))
+    a, b = theirs.get("config") or {}, ours.get("config") or {}
+    return [f"model.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted((set(a) | set(b)) - free) if a.get(k) != b.get(k)]
+
+
 def serialize(model, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything needed to rebuild ``model``: name, constructor args, weights, versions."""
     return {

@@ -24,6 +24,7 @@ from ..data.mixing import MixConfig, Mixer, Pools
 from ..errors import ConfigError, SpecdenoiseError, first_line
 from ..metrics import pesq_wb, si_sdr, stoi
 from ..models import load_checkpoint, save_checkpoint, serialize
+from ..models.registry import architecture_differences
 from ..stft import StftConfig, istft, stft
 from ..tracking import Tracker
 from .config import TrainConfig, build_model, check_ranges, resolve_stft
@@ -210,13 +211,7 @@ def init_weights_from(model, source: str | Path) -> str:
     package = load_checkpoint(path)
     theirs = package.get("model", {}) if isinstance(package, dict) else {}
     ours = {"name": model.name, "config": model.config()}
-    diffs = []
-    if theirs.get("name") != ours["name"]:
-        diffs.append(f"model {theirs.get('name')!r} vs {ours['name']!r}")
-    else:
-        a, b = theirs.get("config", {}), ours["config"]
-        free = set(getattr(model, "output_options", ()))  # weight-free priors: the new run's value wins
-        diffs += [f"model.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted((set(a) | set(b)) - free) if a.get(k) != b.get(k)]
+    diffs = architecture_differences(theirs, ours)  # weight-free output options: the new run's value wins
     if diffs:
         raise ConfigError(f"--init-from {source}: checkpoint differs from the configured model: " + "; ".join(diffs))
     try:
