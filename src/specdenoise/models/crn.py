@@ -16,7 +16,7 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
   frame (full-band context, still causal) and a unidirectional GRU across time per band
   (temporal memory).
 - **Decoder**: mirrored, with additive skips, ends in a bounded complex ratio mask.
-- **Low cut** (``low_cut_hz``, since 0.9): a fixed, weight-free gain that ramps from 0 at DC to 1 at
+- **Low cut** (``low_cut_hz``, an option; 0 = off in the shipped weights): a fixed, weight-free gain that ramps from 0 at DC to 1 at
   ``low_cut_hz`` on the output. Speech has nothing below ~60 Hz, while rumble, handling thumps and
   DC offset live there; a learned mask left them to luck (one example's SI-SDR gain swung between
   +1 and +4.5 dB from version to version, docs/RESULTS.md), a prior removes them by design. It is
