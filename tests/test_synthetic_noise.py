@@ -100,3 +100,24 @@ def test_probability_zero_draws_nothing_extra(rng, monkeypatch):
     monkeypatch.setattr(mixing, "synthetic_noise", synthetic_noise)
     Mixer(pools, MixConfig(rir_probability=0.0, synthetic_noise_probability=1e-9)).mix(Counting(), length=RATE)
     assert len(calls) == without + 1  # the one extra draw that decides, only when the feature is on
+
+
+def test_mixer_adds_infrasound_below_20_hz_at_the_asked_snr(rng):
+    """infrasound_probability=1: every noise carries a drift whose power lies below 20 Hz, the
+    category says so, and the SNR is still set on the sum."""
+    cfg = MixConfig(rir_probability=0.0, babble_probability=0.0, infrasound_probability=1.0, snr_range=(5.0, 5.0))
+    plain = MixConfig(rir_probability=0.0, babble_probability=0.0, snr_range=(5.0, 5.0))
+    pools = _pools(rng)
+    gained = []
+    for seed in range(6):
+        m = Mixer(pools, cfg).mix(np.random.default_rng(seed), length=2 * RATE)
+        base = Mixer(pools, plain).mix(np.random.default_rng(seed), length=2 * RATE)
+        assert m.meta["noise_category"].endswith("+infrasound") and m.meta["noise_file"].endswith("+infrasound")
+        snr = 10 * np.log10(active_power(m.clean, RATE) / np.mean(m.noise.astype(np.float64) ** 2))
+        assert snr == pytest.approx(5.0, abs=0.05)
+        freqs, power = _spectrum(m.noise.astype(np.float64))
+        _, base_power = _spectrum(base.noise.astype(np.float64))
+        gained.append(power[freqs < 20].sum() - base_power[freqs < 20].sum())
+    assert min(gained) > 0.02 and max(gained) > 0.5, gained  # -10 ... +15 dB relative: some dominate
+    with pytest.raises(Exception, match="infrasound_probability"):
+        MixConfig(infrasound_probability=1.5)

@@ -18,7 +18,7 @@ from scipy.signal import fftconvolve
 
 from ..errors import SpecdenoiseError
 from .rooms import early_part
-from .synthetic_noise import synthetic_noise
+from .synthetic_noise import infrasound, synthetic_noise
 
 CLIP_PEAK = 0.99
 
@@ -45,6 +45,7 @@ class MixConfig:
     clip_probability: float = 0.0  # share whose noisy input is clipped (target stays unclipped)
     early_reflection_ms: float = 0.0  # >0: reverberant speech's target keeps only this much after the direct path
     synthetic_noise_probability: float = 0.0  # share with a procedural hum/whine/rumble (data/synthetic_noise.py)
+    infrasound_probability: float = 0.0  # share whose noise gets an infrasonic drift (< 20 Hz) added
 
     def __post_init__(self) -> None:
         lo, hi = self.snr_range
@@ -52,7 +53,8 @@ class MixConfig:
             raise SpecdenoiseError(f"snr_range must be (low, high), got {self.snr_range}")
         if not 0 <= self.rir_probability <= 1 or not 0 <= self.babble_probability <= 1:
             raise SpecdenoiseError("rir_probability and babble_probability must lie in [0, 1]")
-        for name in ("noise2_probability", "filter_probability", "clip_probability", "synthetic_noise_probability"):
+        for name in ("noise2_probability", "filter_probability", "clip_probability", "synthetic_noise_probability",
+                     "infrasound_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SpecdenoiseError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.early_reflection_ms <= 500:
@@ -204,6 +206,8 @@ class Mixer:
             noise, noise_file, category = self._add_second_noise(rng, noise, noise_file, category)
         if cfg.synthetic_noise_probability and rng.random() < cfg.synthetic_noise_probability:
             noise, noise_file, category = self._add_synthetic_noise(rng, noise, noise_file, category)
+        if cfg.infrasound_probability and rng.random() < cfg.infrasound_probability:
+            noise, noise_file, category = self._add_infrasound(rng, noise, noise_file, category)
         filter_name = "none"
         if cfg.filter_probability and rng.random() < cfg.filter_probability:
             sos, filter_name = random_channel_filter(rng, cfg.sample_rate)
@@ -276,6 +280,16 @@ class Mixer:
             return synth, f"synthetic:{kind}", f"synthetic_{kind}"
         mixed = _add_at_relative_level(noise, synth, rng.uniform(-15.0, 5.0))
         return mixed, f"{name}+synthetic:{kind}", f"{category}+synthetic_{kind}"
+
+
+    def _add_infrasound(self, rng, noise, name, category):
+        """An infrasonic drift (handling, wind buffets, DC wander) at -10...+15 dB relative to the
+        noise. Why: real noise files carry it (the golden example2's noise has 83 % of its power
+        below 20 Hz) and a model that never met it passes it through; the SNR is set on the sum."""
+        if _power(noise) <= 1e-20:
+            return noise, name, category
+        drift = infrasound(rng, len(noise), self.config.sample_rate)
+        return _add_at_relative_level(noise, drift, rng.uniform(-10.0, 15.0)), f"{name}+infrasound", f"{category}+infrasound"
 
 
 def _power(x: np.ndarray) -> float:
