@@ -16,11 +16,13 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
   frame (full-band context, still causal) and a unidirectional GRU across time per band
   (temporal memory).
 - **Decoder**: mirrored, with additive skips, ends in a bounded complex ratio mask.
-- **Low cut** (``low_cut_hz``, an option; 0 = off in the shipped weights): a fixed, weight-free gain that ramps from 0 at DC to 1 at
-  ``low_cut_hz`` on the output. Speech has nothing below ~60 Hz, while rumble, handling thumps and
-  DC offset live there; a learned mask left them to luck (one example's SI-SDR gain swung between
-  +1 and +4.5 dB from version to version, docs/RESULTS.md), a prior removes them by design. It is
-  a real per-bin gain, so it adds no phase shift (a causal high-pass IIR cost 2-8 dB SI-SDR there).
+- **Low cut** (``low_cut_hz``, 0 = off; 31.25 in the shipped weights and configs/crn.yaml, which
+  zeroes the DC bin only): a fixed, weight-free gain that ramps from 0 at DC to 1 at ``low_cut_hz``
+  on the output. Speech has nothing below ~60 Hz, while rumble, handling thumps and DC offset live
+  there; a learned mask left them to luck (one example's SI-SDR gain swung between +1 and +4.5 dB
+  from version to version, docs/RESULTS.md), a prior removes them by design. It is a real per-bin
+  gain, so it adds no phase shift (a causal high-pass IIR cost 2-8 dB SI-SDR there). Higher cuts
+  (62.5 Hz) cost SI-SDR against references that carry infrasound themselves.
 
 **Causality**: every temporal convolution is padded on the left only, normalisations are per
 frame (LayerNorm) or fixed at inference (BatchNorm), and the time GRU is unidirectional, so the
