@@ -281,11 +281,11 @@ class Mixer:
         mixed = _add_at_relative_level(noise, synth, rng.uniform(-15.0, 5.0))
         return mixed, f"{name}+synthetic:{kind}", f"{category}+synthetic_{kind}"
 
-
     def _add_infrasound(self, rng, noise, name, category):
         """An infrasonic drift (handling, wind buffets, DC wander) at -10...+15 dB relative to the
-        noise. Why: real noise files carry it (the golden example2's noise has 83 % of its power
-        below 20 Hz) and a model that never met it passes it through; the SNR is set on the sum."""
+        noise; the SNR is then set on the sum. Why: real noise files carry it (the golden example2's
+        noise has 83 % of its power below 20 Hz). 95 minutes at 0.15 did not teach the CRN's mask
+        to remove it (docs/RESULTS.md, crn-0.9), so configs/crn.yaml leaves it off."""
         if _power(noise) <= 1e-20:
             return noise, name, category
         drift = infrasound(rng, len(noise), self.config.sample_rate)
