@@ -25,8 +25,8 @@ def main() -> None:
     if not 0.0 <= args.alpha <= 1.0:
         raise SystemExit(f"--alpha must lie in [0, 1], got {args.alpha}")
     base, tuned = load_checkpoint(args.base), load_checkpoint(args.finetuned)
-    same = not architecture_differences(base["model"], tuned["model"])  # weight-free options: FINETUNED's kept
-    if not same or base["state_dict"].keys() != tuned["state_dict"].keys():
+    # weight-free output options may differ (FINETUNED's are kept); anything else may not
+    if architecture_differences(base["model"], tuned["model"]) or base["state_dict"].keys() != tuned["state_dict"].keys():
         raise SystemExit(f"{args.base} and {args.finetuned} are not the same architecture")
     state = {}
     for key, t in tuned["state_dict"].items():
