@@ -77,8 +77,9 @@ class _Crash(Exception):
     pass
 
 
-def test_resume_continues_exactly(tiny_cache, tmp_path):
-    steps = ["run.max_steps=6", "run.eval_every=3", "optim.schedule=cosine"]
+@pytest.mark.parametrize("ema", [[], ["optim.ema_decay=0.9"]], ids=["plain", "ema"])
+def test_resume_continues_exactly(ema, tiny_cache, tmp_path):
+    steps = ["run.max_steps=6", "run.eval_every=3", "optim.schedule=cosine", *ema]
     train(_cfg(tiny_cache, *steps), tmp_path / "straight")
 
     def crash(step, metrics):
@@ -96,6 +97,39 @@ def test_resume_continues_exactly(tiny_cache, tmp_path):
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "crashed")
+    if ema:  # the saved weights are the average; the trained ones resume from train_state and match too
+        raw_a, raw_b = a["train_state"]["raw_state_dict"], b["train_state"]["raw_state_dict"]
+        assert all(torch.equal(raw_a[k], raw_b[k]) for k in raw_a)
+        assert any(not torch.equal(raw_a[k], a["state_dict"][k]) for k in raw_a)
+    else:
+        assert "raw_state_dict" not in a["train_state"]
+
+
+def test_weight_average_follows_its_formula_and_validation_scores_it(tiny_cache, tmp_path):
+    from specdenoise.training.ema import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = WeightAverage(model, 0.75)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model[1].num_batches_tracked += 5
+    ema.update()
+    assert torch.allclose(ema.shadow["0.weight"], start["0.weight"] + 0.25)
+    assert int(ema.shadow["1.num_batches_tracked"]) == 5  # integer buffers are copied, not averaged
+    trained = model[0].weight.detach().clone()
+    with ema.swapped_in() as raw:
+        assert torch.equal(model[0].weight, ema.shadow["0.weight"]) and torch.equal(raw["0.weight"], trained)
+    assert torch.equal(model[0].weight, trained)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, 1.0)
+    # in a run the average changes what is validated and saved, never what is trained
+    plain = train(_cfg(tiny_cache, "run.max_steps=4", "run.eval_every=4"), tmp_path / "plain")
+    averaged = train(_cfg(tiny_cache, "run.max_steps=4", "run.eval_every=4", "optim.ema_decay=0.5"), tmp_path / "ema")
+    assert _losses(tmp_path / "plain") == _losses(tmp_path / "ema")
+    p, e = load_checkpoint(tmp_path / "plain" / "last.pt"), load_checkpoint(tmp_path / "ema" / "last.pt")
+    assert all(torch.equal(p["state_dict"][k], e["train_state"]["raw_state_dict"][k]) for k in p["state_dict"])
+    assert plain["history"][-1]["si_sdr"] != averaged["history"][-1]["si_sdr"]
 
 
 def test_sigkill_then_resume_loses_at_most_one_interval(tiny_cache, tmp_path):

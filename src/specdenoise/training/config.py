@@ -143,6 +143,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.05
     plateau_patience: int = 3  # evaluations without improvement before the LR halves
     grad_clip: float = 5.0
+    ema_decay: float = 0.0  # >0: validate and save an average of the weights (training/ema.py); 0.999 ~ last 1,000 steps
 
 
 @dataclass
@@ -231,7 +232,7 @@ def check_ranges(cfg: TrainConfig) -> None:
     real = [("data.crop_seconds", cfg.data.crop_seconds, 0.0, 600.0, False), ("optim.lr", cfg.optim.lr, 0.0, 10.0, False),
             ("optim.weight_decay", cfg.optim.weight_decay, 0.0, 10.0, True),
             ("optim.grad_clip", cfg.optim.grad_clip, 0.0, 1e9, True), ("optim.min_lr_ratio", cfg.optim.min_lr_ratio, 0.0, 1.0, True),
-            ("run.max_minutes", cfg.run.max_minutes, 0.0, 1e7, True)]
+            ("optim.ema_decay", cfg.optim.ema_decay, 0.0, 0.99999, True), ("run.max_minutes", cfg.run.max_minutes, 0.0, 1e7, True)]
     for key, value, lo, hi, lo_ok in real:
         if not math.isfinite(value) or not (lo <= value if lo_ok else lo < value) or value > hi:
             raise ConfigError(f"{key} must lie in {'[' if lo_ok else '('}{lo}, {hi}], got {value!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from ..models.registry import architecture_differences
 from ..stft import StftConfig, istft, stft
 from ..tracking import Tracker
 from .config import TrainConfig, build_model, check_ranges, resolve_stft
+from .ema import WeightAverage
 from .distributed import DistInfo, ResumableShardedSampler, barrier, cleanup, init_distributed
 from .losses import compute_loss
 
@@ -277,12 +279,16 @@ class _Run:
     sampler: ResumableShardedSampler
     tracker: Tracker
     state: TrainState
+    ema: WeightAverage | None  # optim.ema_decay > 0
 
-    def checkpoint(self, name: str, metrics: dict[str, float]) -> None:
+    def checkpoint(self, name: str, metrics: dict[str, float], raw: dict[str, torch.Tensor] | None = None) -> None:
+        """Save the model's current weights; ``raw`` (the trained weights while the EMA is swapped
+        in) travels in ``train_state`` for a resume."""
+        extra_state = {"raw_state_dict": {k: v.cpu() for k, v in raw.items()}} if raw is not None else {}
         save_checkpoint(self.out / name, serialize(self.model, extra={
             "config": config_io.to_dict(self.cfg), "metrics": metrics,
             "train_state": {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                            **self.state.to_saved()}}))
+                            **self.state.to_saved(), **extra_state}}))
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: ReportFn | None = None) -> dict[str, Any]:
@@ -341,13 +347,20 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
     state = TrainState()
+    ema = None
     if resume:
         package = load_checkpoint(last_path)
-        model.load_state_dict(package["state_dict"])
         saved = package["train_state"]
+        model.load_state_dict(saved.get("raw_state_dict", package["state_dict"]))  # with an EMA, state_dict is the average
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState.from_saved(saved)
         torch.set_rng_state(saved["torch_rng"])
+        if cfg.optim.ema_decay:
+            ema = WeightAverage(model, cfg.optim.ema_decay)
+            if "raw_state_dict" in saved:
+                ema.load_shadow(package["state_dict"])
+    elif cfg.optim.ema_decay:
+        ema = WeightAverage(model, cfg.optim.ema_decay)
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         config_io.dump(cfg, out / "config.yaml")
@@ -362,7 +375,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
     tracker = Tracker(out, config_io.to_dict(cfg), cfg.tracking.tracker, cfg.tracking.project, cfg.tracking.group,
                       cfg.tracking.name, enabled=dist_info.is_main, resume_id=state.wandb_id)
     state.wandb_id = tracker.run_id
-    return _Run(cfg, out, model, ddp_model, optimizer, device, dist_info, train_ds, val_ds, sampler, tracker, state)
+    return _Run(cfg, out, model, ddp_model, optimizer, device, dist_info, train_ds, val_ds, sampler, tracker, state, ema)
 
 
 def _epoch_loader(run: _Run) -> DataLoader:
@@ -394,6 +407,8 @@ def _loop(run: _Run, bar, report: ReportFn | None) -> str:
             for group in run.optimizer.param_groups:
                 group["lr"] = lr
             terms, grad_norm = train_step(run.ddp_model, run.optimizer, batch, cfg, run.model.stft_config, run.device)
+            if run.ema is not None:
+                run.ema.update()
             state.step = step = state.step + 1
             t_wait = time.perf_counter()
             step_time += t_wait - t0
@@ -420,22 +435,28 @@ def _loop(run: _Run, bar, report: ReportFn | None) -> str:
 
 def _validate_and_checkpoint(run: _Run, report: ReportFn | None) -> bool:
     """Rank 0 validates, logs, checkpoints; every rank learns whether to stop."""
-    cfg, state, step = run.cfg, run.state, run.state.step
     stop = False
     if run.dist_info.is_main:
-        metrics, media = validate(run.model, run.val_ds, cfg, run.device)
-        improved = state.record(step, metrics, cfg)
-        run.tracker.log({f"val/{k}": v for k, v in metrics.items()} | {"val/best": state.best or 0.0}, step)
-        n_evals = step // cfg.run.eval_every
-        if cfg.run.media_every and (n_evals % cfg.run.media_every == 1 or cfg.run.media_every == 1) and media:
-            _log_media(media, run.model.sample_rate, run.out / "media", run.tracker, step)
-        run.checkpoint("last.pt", metrics)
-        if improved:
-            run.checkpoint("best.pt", metrics)
-        stop = bool(cfg.run.patience) and state.evals_since_best >= cfg.run.patience
-        if report is not None:
-            report(step, metrics)
+        with run.ema.swapped_in() if run.ema is not None else nullcontext() as raw:
+            stop = _validate_and_save(run, report, raw)
     return _agreed(run, stop)
+
+
+def _validate_and_save(run: _Run, report: ReportFn | None, raw: dict[str, torch.Tensor] | None) -> bool:
+    """Validate the model's current weights (the EMA's when on), log and checkpoint them; True to stop."""
+    cfg, state, step = run.cfg, run.state, run.state.step
+    metrics, media = validate(run.model, run.val_ds, cfg, run.device)
+    improved = state.record(step, metrics, cfg)
+    run.tracker.log({f"val/{k}": v for k, v in metrics.items()} | {"val/best": state.best or 0.0}, step)
+    n_evals = step // cfg.run.eval_every
+    if cfg.run.media_every and (n_evals % cfg.run.media_every == 1 or cfg.run.media_every == 1) and media:
+        _log_media(media, run.model.sample_rate, run.out / "media", run.tracker, step)
+    run.checkpoint("last.pt", metrics, raw)
+    if improved:
+        run.checkpoint("best.pt", metrics, raw)
+    if report is not None:
+        report(step, metrics)
+    return bool(cfg.run.patience) and state.evals_since_best >= cfg.run.patience
 
 
 def _agreed(run: _Run, flag: bool) -> bool:

@@ -1,0 +1,54 @@
+"""An exponential moving average (EMA) of a model's weights, kept beside the trained ones.
+
+Why: the weights a run ends on are one noisy point of a small-batch optimisation; their recent
+average generalises better. docs/RESULTS.md measured it by hand before this existed (the uniform
+average of three saves 1,000 steps apart beat the last save by +0.018 PESQ-WB and crn-0.9 shipped
+from it); ``optim.ema_decay`` does the same averaging every step, for every run.
+
+With the EMA on, validation scores the averaged weights and checkpoints carry them as their
+``state_dict`` (so evaluate, export and ``--init-from`` use them unchanged); the trained weights,
+which a resume continues, travel in ``train_state["raw_state_dict"]``.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+
+class WeightAverage:
+    """``shadow = decay * shadow + (1 - decay) * weights`` after each step, for floating parameters
+    and buffers; integer buffers (counters) are copied. Starts from the model's current weights,
+    so a fine-tune's average starts at the weights it was initialised from."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
+        self.model = model
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for key, value in self.model.state_dict().items():
+            if value.is_floating_point():
+                self.shadow[key].lerp_(value.detach(), 1.0 - self.decay)
+            else:
+                self.shadow[key].copy_(value)
+
+    def load_shadow(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Restore the average from a checkpoint (resume)."""
+        for key, value in state_dict.items():
+            self.shadow[key].copy_(value)
+
+    @contextmanager
+    def swapped_in(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Put the averaged weights into the model for the duration (validation, checkpointing);
+        yields the trained weights, which are restored on exit."""
+        raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.shadow)
+        try:
+            yield raw
+        finally:
+            self.model.load_state_dict(raw)
