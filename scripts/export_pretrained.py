@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/export_pretrained.py runs/shipped/best.pt src/specdenoise/pretrained/default.pt
     .venv/bin/python scripts/export_pretrained.py old.pt new.pt --set low_cut_hz=62.5   # a weight-free option
+    .venv/bin/python scripts/export_pretrained.py runs/ema/last.pt raw.pt --trained-weights  # not the run's average
 """
 import argparse
 import sys
@@ -16,6 +17,8 @@ if __name__ == "__main__":
     parser.add_argument("out", help="where to write the release file (written atomically)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="set a weight-free output option of the model (e.g. low_cut_hz=62.5); repeatable")
+    parser.add_argument("--trained-weights", action="store_true",
+                        help="from a run with optim.ema_decay: export the trained weights, not their average")
     args = parser.parse_args()
     options = {}
     for item in args.set:
@@ -24,7 +27,7 @@ if __name__ == "__main__":
             sys.exit(f"error: --set {item!r}: expected KEY=VALUE")
         options[key] = yaml.safe_load(value)
     try:
-        path = export_for_release(args.checkpoint, args.out, options)
+        path = export_for_release(args.checkpoint, args.out, options, trained_weights=args.trained_weights)
     except CheckpointError as exc:
         sys.exit(f"error: {exc}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

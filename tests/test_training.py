@@ -130,6 +130,16 @@ def test_weight_average_follows_its_formula_and_validation_scores_it(tiny_cache,
     p, e = load_checkpoint(tmp_path / "plain" / "last.pt"), load_checkpoint(tmp_path / "ema" / "last.pt")
     assert all(torch.equal(p["state_dict"][k], e["train_state"]["raw_state_dict"][k]) for k in p["state_dict"])
     assert plain["history"][-1]["si_sdr"] != averaged["history"][-1]["si_sdr"]
+    # the release holds the average; --trained-weights exports what the optimizer reached
+    from specdenoise.models.registry import CheckpointError, export_for_release
+
+    released = load_checkpoint(export_for_release(tmp_path / "ema" / "last.pt", tmp_path / "avg.pt"))
+    trained = load_checkpoint(export_for_release(tmp_path / "ema" / "last.pt", tmp_path / "raw.pt", trained_weights=True))
+    assert all(torch.equal(released["state_dict"][k], e["state_dict"][k]) for k in e["state_dict"])
+    assert all(torch.equal(trained["state_dict"][k], p["state_dict"][k]) for k in p["state_dict"])
+    with pytest.raises(CheckpointError, match="plain.*no trained weights besides"):
+        export_for_release(tmp_path / "plain" / "last.pt", tmp_path / "none.pt", trained_weights=True)
+    assert not (tmp_path / "none.pt").exists()
 
 
 def test_sigkill_then_resume_loses_at_most_one_interval(tiny_cache, tmp_path):

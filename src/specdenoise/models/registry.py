@@ -144,13 +144,21 @@ def model_from_checkpoint(path: str | Path):
         raise CheckpointError(f"{shown(path)}: {exc}") from None
 
 
-def export_for_release(source: str | Path, target: str | Path, options: dict[str, Any] | None = None) -> Path:
+def export_for_release(source: str | Path, target: str | Path, options: dict[str, Any] | None = None,
+                       trained_weights: bool = False) -> Path:
     """Copy a training checkpoint without optimizer/RNG state (the shipped model's form).
     A checkpoint with NaN/Inf weights is refused: it would only ever write garbage audio.
     ``options`` sets weight-free output options of the model (its class's ``output_options``,
-    e.g. the CRN's ``low_cut_hz``); anything else would change what the weights mean."""
+    e.g. the CRN's ``low_cut_hz``); anything else would change what the weights mean.
+    ``trained_weights`` exports the weights the optimizer reached instead of their running
+    average, from a run with ``optim.ema_decay`` (training/ema.py)."""
     package = load_checkpoint(source)  # its errors name the file already
     try:
+        if trained_weights:
+            raw = package.get("train_state", {}).get("raw_state_dict") if isinstance(package, dict) else None
+            if raw is None:
+                raise CheckpointError("no trained weights besides its state_dict (the run kept no average)")
+            package = {**package, "state_dict": raw}
         if options:
             spec = package.get("model") if isinstance(package, dict) else None
             if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
