@@ -346,8 +346,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
     train_ds, val_ds = build_datasets(cfg, model.stft_config, model.sample_rate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
-    state = TrainState()
-    ema = None
+    state, saved = TrainState(), {}
     if resume:
         package = load_checkpoint(last_path)
         saved = package["train_state"]
@@ -355,12 +354,9 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState.from_saved(saved)
         torch.set_rng_state(saved["torch_rng"])
-        if cfg.optim.ema_decay:
-            ema = WeightAverage(model, cfg.optim.ema_decay)
-            if "raw_state_dict" in saved:
-                ema.load_shadow(package["state_dict"])
-    elif cfg.optim.ema_decay:
-        ema = WeightAverage(model, cfg.optim.ema_decay)
+    ema = WeightAverage(model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
+    if ema is not None and "raw_state_dict" in saved:
+        ema.load_shadow(package["state_dict"])
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         config_io.dump(cfg, out / "config.yaml")
