@@ -226,14 +226,21 @@ def speech_and_noise_files(data: Path) -> tuple[list[Path], list[Path]]:
 
 
 def real_speech(speech_files: list[Path], rng: np.random.Generator, need: int) -> np.ndarray:
-    """``need`` samples of consecutive LibriSpeech utterances from a random start file."""
-    parts, total, i = [], 0, int(rng.integers(len(speech_files)))
-    while total < need:
-        x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
-        parts.append(x)
-        total += len(x)
-        i += 1
-    return np.concatenate(parts)[:need]
+    """``need`` samples of consecutive LibriSpeech utterances from a random start file.
+
+    Some recordings open with digital silence, so a very short excerpt can be all zeros (a
+    50-ms draw was, and scaling it to a peak divided by zero); such a draw is made again."""
+    for _ in range(50):
+        parts, total, i = [], 0, int(rng.integers(len(speech_files)))
+        while total < need:
+            x, _ = sf.read(speech_files[i % len(speech_files)], dtype="float32")
+            parts.append(x)
+            total += len(x)
+            i += 1
+        speech = np.concatenate(parts)[:need]
+        if np.sqrt(np.mean(speech**2)) > 1e-3:
+            return speech
+    raise AssertionError(f"50 draws of {need} samples of speech were all silent")
 
 
 def noise_at_snr(noise_files: list[Path], rng: np.random.Generator, speech: np.ndarray, snr_db: float) -> np.ndarray:
