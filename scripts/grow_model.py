@@ -1,0 +1,34 @@
+"""Grow a CRN checkpoint into a larger model with the same output (models/grow.py), to continue training.
+
+    .venv/bin/python scripts/grow_model.py src/specdenoise/pretrained/default.pt runs/grown.pt --set dual_path_blocks=3
+    specdenoise train --config configs/crn.yaml --init-from runs/grown.pt model.dual_path_blocks=3 ...
+"""
+import argparse
+import sys
+
+import yaml
+
+from specdenoise.errors import SpecdenoiseError
+from specdenoise.models.grow import GROWABLE, grow_crn
+from specdenoise.models.registry import model_from_checkpoint, save_release, serialize
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a crn checkpoint (training or release form)")
+    parser.add_argument("out", help="where to write the grown model (written atomically)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", required=True,
+                        help=f"a larger value for one of: {', '.join(GROWABLE)}; repeatable")
+    parser.add_argument("--seed", type=int, default=0, help="draws the new parameters' initial values")
+    args = parser.parse_args()
+    changes = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"error: --set {item!r}: expected KEY=VALUE")
+        changes[key] = yaml.safe_load(value)
+    try:
+        grown = grow_crn(model_from_checkpoint(args.checkpoint), seed=args.seed, **changes)
+        path = save_release(serialize(grown.eval(), {"grown_from": str(args.checkpoint)}), args.out)
+    except SpecdenoiseError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"wrote {path} ({sum(p.numel() for p in grown.parameters()):,} parameters)")
