@@ -7,9 +7,9 @@
 import argparse
 import sys
 
-import yaml
-
-from specdenoise.models.registry import CheckpointError, export_for_release
+from specdenoise.config import apply_overrides
+from specdenoise.errors import SpecdenoiseError
+from specdenoise.models.registry import export_for_release
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -20,14 +20,9 @@ if __name__ == "__main__":
     parser.add_argument("--trained-weights", action="store_true",
                         help="from a run with optim.ema_decay: export the trained weights, not their average")
     args = parser.parse_args()
-    options = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            sys.exit(f"error: --set {item!r}: expected KEY=VALUE")
-        options[key] = yaml.safe_load(value)
     try:
+        options = apply_overrides({}, args.set)
         path = export_for_release(args.checkpoint, args.out, options, trained_weights=args.trained_weights)
-    except CheckpointError as exc:
+    except SpecdenoiseError as exc:
         sys.exit(f"error: {exc}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

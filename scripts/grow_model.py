@@ -6,8 +6,7 @@
 import argparse
 import sys
 
-import yaml
-
+from specdenoise.config import apply_overrides
 from specdenoise.errors import SpecdenoiseError
 from specdenoise.models.grow import GROWABLE, grow_crn
 from specdenoise.models.registry import model_from_checkpoint, save_release, serialize
@@ -20,13 +19,8 @@ if __name__ == "__main__":
                         help=f"a larger value for one of: {', '.join(GROWABLE)}; repeatable")
     parser.add_argument("--seed", type=int, default=0, help="draws the new parameters' initial values")
     args = parser.parse_args()
-    changes = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            sys.exit(f"error: --set {item!r}: expected KEY=VALUE")
-        changes[key] = yaml.safe_load(value)
     try:
+        changes = apply_overrides({}, args.set)
         grown = grow_crn(model_from_checkpoint(args.checkpoint), seed=args.seed, **changes)
         path = save_release(serialize(grown.eval(), {"grown_from": str(args.checkpoint)}), args.out)
     except SpecdenoiseError as exc:
