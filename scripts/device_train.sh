@@ -11,7 +11,8 @@
 # The RUNS share the GPU, each with its own WORKERS loader processes, for MINUTES of training each
 # (run.max_minutes: the cosine schedule follows the clock, then a last validation + checkpoint):
 #   a: a CRN continued from INIT (default: the shipped weights; or a checkpoint carried along),
-#      peak learning rate LR_A
+#      peak learning rate LR_A; A_ARGS adds overrides, e.g. for a grown CRN (scripts/grow_model.py):
+#      INIT=checkpoints/crn_grown_wip.pt A_ARGS="model.dual_path_blocks=3 model.gru_hidden=64"
 #   b: a wider CRN (channels 64, GRU 64), from scratch or continued from INIT_B (checkpoints/crn64_wip.pt
 #      holds the 7.5 GPU minutes it had so far), peak learning rate LR_B
 # BF16=true trains under bf16 autocast; BF16=auto first times fp32, fp32 with cuDNN autotuning and
@@ -29,6 +30,7 @@ WORKERS=${WORKERS:-7}
 RUNS=${RUNS:-a b}
 LR_A=${LR_A:-0.0015}
 INIT=${INIT:-default}
+A_ARGS=${A_ARGS:-}
 LR_B=${LR_B:-0.003}
 INIT_B=${INIT_B:-}
 WARMUP_B=${WARMUP_B:-500}
@@ -53,7 +55,7 @@ common=(data.pack="$PACK" run.device=$DEVICE run.max_minutes="$MINUTES"
         data.examples_per_epoch=10000000 data.num_workers=$WORKERS data.batch_size=$BATCH run.eval_every=500 run.log_every=100 run.bf16=$BF16 run.cudnn_autotune=$AUTOTUNE)
 case " $RUNS " in *" a "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/a --init-from "$INIT" "${common[@]}" \
-    optim.lr="$LR_A" optim.warmup_steps=200 tracking.name=crn48-gpu > "$OUT/a.log" 2>&1 & ;; esac
+    optim.lr="$LR_A" optim.warmup_steps=200 tracking.name=crn48-gpu $A_ARGS > "$OUT/a.log" 2>&1 & ;; esac
 case " $RUNS " in *" b "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/b ${INIT_B:+--init-from "$INIT_B"} \
     "${common[@]}" model.channels=64 model.first_channels=32 model.gru_hidden=64 \
