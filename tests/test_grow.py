@@ -89,3 +89,13 @@ def test_script_writes_a_checkpoint_that_init_from_accepts(tmp_path, rng):
                          capture_output=True, text=True)
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "gru_hidden" in bad.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_growing_leaves_the_callers_random_stream_alone():
+    small = _trained_like(6)
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    first = grow_crn(small, seed=2, dual_path_blocks=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    again = grow_crn(small, seed=2, dual_path_blocks=3)  # the seed alone decides the new parameters
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))

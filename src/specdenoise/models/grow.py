@@ -40,8 +40,9 @@ def grow_crn(model: CausalCRN, seed: int = 0, **changes: int) -> CausalCRN:
     for key, value in changes.items():
         if not isinstance(value, int) or value < config[key]:
             raise ConfigError(f"growing needs {key} >= {config[key]} (the model's), got {value!r}")
-    torch.manual_seed(seed)
-    big = build_model("crn", **{**config, **changes})
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+        torch.manual_seed(seed)
+        big = build_model("crn", **{**config, **changes})
     small_state, big_state = model.state_dict(), big.state_dict()
     old_hidden, new_hidden = config["gru_hidden"], big.config()["gru_hidden"]
     with torch.no_grad():
