@@ -45,8 +45,9 @@ def test_round_trip_through_registry_and_file(tmp_path, rng):
         assert torch.equal(again(spec), expected)
 
 
-def test_causal_output_before_a_change_is_unchanged(rng):
-    model = _trained_like(1)
+@pytest.mark.parametrize("taps", [1, 3])  # 3: the deep filter reads frames t-2..t, never later ones
+def test_causal_output_before_a_change_is_unchanged(taps, rng):
+    model = _trained_like(1, filter_taps=taps)
     spec = _spec(rng, frames=50)
     changed = spec.clone()
     t = int(rng.integers(5, 45))
@@ -57,8 +58,9 @@ def test_causal_output_before_a_change_is_unchanged(rng):
     assert (a[..., t:] - b[..., t:]).abs().max() > 1e-3  # and it does react to the change
 
 
-def test_frame_by_frame_equals_whole(rng):
-    model = _trained_like(2)
+@pytest.mark.parametrize("taps", [1, 3])  # 3: the state carries the deep filter's past noisy frames
+def test_frame_by_frame_equals_whole(taps, rng):
+    model = _trained_like(2, filter_taps=taps)
     spec = _spec(rng, frames=40)
     with torch.no_grad():
         whole = model(spec)
@@ -81,6 +83,33 @@ def test_mask_is_bounded_and_bad_configs_are_refused(rng):
         build_model("crn", erb_low=300)
     with pytest.raises(ConfigError, match="4k \\+ 1"):
         build_model("crn", erb_bands=63)
+    with pytest.raises(ConfigError, match="filter_taps >= 1"):
+        build_model("crn", filter_taps=0)
+
+
+def test_deep_filter_taps_are_bounded_and_reach_back_exactly_taps_minus_one_frames(rng):
+    """Each tap's coefficient has |c| < 1, so |out_t| < sum over the taps of |X_{t-k}|; and with
+    every layer before the filter blind to the past (the encoder's and decoder's memories zeroed),
+    a change at frame t reaches frames t..t+taps-1 of the output and no later ones."""
+    model = _trained_like(7, filter_taps=3)
+    spec = _spec(rng, frames=30)
+    with torch.no_grad():
+        out = model(spec)
+        mags = spec.abs()
+        bound = mags + torch.nn.functional.pad(mags, (1, 0))[..., :-1] + torch.nn.functional.pad(mags, (2, 0))[..., :-2]
+        assert torch.all(out.abs() <= bound * (1 + 1e-5) + 1e-7)
+    memoryless = build_model("crn", **{**SMALL, "filter_taps": 3, "dual_path_blocks": 0})
+    memoryless.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("dual_path")},
+                               strict=False)
+    memoryless.enc2 = type(memoryless.enc2)(4, 8, 1, 3, stride_f=2)  # a one-frame kernel: no look back
+    for block in (*memoryless.enc_temporal, *memoryless.dec_temporal):
+        block.taps.data[:2] = 0.0
+    memoryless.eval()
+    changed = spec.clone()
+    changed[..., 10] = spec[..., 10] * 3 + 0.1
+    with torch.no_grad():
+        diff = (memoryless(changed) - memoryless(spec)).abs().amax(dim=(0, 1))
+    assert torch.all(diff[:10] == 0) and torch.all(diff[10:13] > 0) and torch.all(diff[13:] <= 1e-6 * diff[10])
 
 
 def test_low_cut_is_a_fixed_ramp_on_the_lowest_bins_and_streams(rng, tmp_path):

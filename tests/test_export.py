@@ -14,9 +14,10 @@ from specdenoise.models import build_model, save_checkpoint, serialize
 from specdenoise.streaming import StreamingDenoiser
 
 
-@pytest.fixture(scope="module")
-def crn_ckpt(tmp_path_factory):
-    return random_checkpoint(tmp_path_factory.mktemp("crn") / "crn.pt", "crn", seed=5)
+@pytest.fixture(scope="module", params=[1, 3], ids=["mask", "deep_filter"])
+def crn_ckpt(request, tmp_path_factory):
+    """The plain-mask CRN and one with a 3-tap deep filter (one more state tensor: past frames)."""
+    return random_checkpoint(tmp_path_factory.mktemp("crn") / "crn.pt", "crn", seed=5, filter_taps=request.param)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from specdenoise.stft import stft
 from specdenoise.training.trainer import init_weights_from
 
 SMALL = {"channels": 8, "first_channels": 4, "gru_hidden": 8}
-CHANGES = [{"dual_path_blocks": 3}, {"gru_hidden": 20}, {"dual_path_blocks": 4, "gru_hidden": 12}]
+CHANGES = [{"dual_path_blocks": 3}, {"gru_hidden": 20}, {"dual_path_blocks": 4, "gru_hidden": 12}, {"filter_taps": 4},
+           {"gru_hidden": 12, "filter_taps": 2}]
 
 
 def _trained_like(seed: int = 0):
@@ -58,6 +59,14 @@ def test_new_parameters_receive_gradient(rng):
     assert new_block.intra_norm.weight.grad.abs().sum() > 0
     assert new_block.inter_norm.weight.grad.abs().sum() > 0
     assert grown.dual_path[0].inter_fc.weight.grad[:, 8:].abs().sum() > 0
+
+
+def test_new_filter_taps_start_silent_and_receive_gradient(rng):
+    grown = grow_crn(_trained_like(4), filter_taps=3).train()
+    assert torch.all(grown.dec1.weight[:, 2:] == 0) and torch.all(grown.dec1.bias[2:] == 0)
+    grown(_spec(rng, 30)).abs().pow(2).mean().backward()
+    assert grown.dec1.weight.grad[:, 2:].abs().sum() > 0
+    assert grown.dec1.bias.grad[2:].abs().sum() > 0
 
 
 def test_refusals_name_the_problem():

@@ -15,7 +15,11 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
 - **Bottleneck**: dual-path recurrent blocks: a bidirectional GRU across frequency inside one
   frame (full-band context, still causal) and a unidirectional GRU across time per band
   (temporal memory).
-- **Decoder**: mirrored, with additive skips, ends in a bounded complex ratio mask.
+- **Decoder**: mirrored, with additive skips, ends in a bounded complex ratio mask, or with
+  ``filter_taps`` > 1 a causal **deep filter** (DeepFilterNet's idea): each output bin is a bounded
+  complex combination of the noisy bin in frames ``t, t-1, ..., t-taps+1``, which can rebuild
+  harmonics buried in one frame from their neighbours and cancel a smeared tail; with one tap it is
+  the plain mask. The extra taps cost a wider last layer and a few multiply-adds per bin.
 - **Low cut** (``low_cut_hz``, 0 = off; 31.25 in the shipped weights and configs/crn.yaml, which
   zeroes the DC bin only): a fixed, weight-free gain that ramps from 0 at DC to 1 at ``low_cut_hz``
   on the output. Speech has nothing below ~60 Hz, while rumble, handling thumps and DC offset live
@@ -145,7 +149,7 @@ class CausalCRN(SpectralMaskModel):
 
     def __init__(self, stft: dict | None = None, sample_rate: int = 16000, channels: int = 32,
                  first_channels: int = 16, erb_low: int = 65, erb_bands: int = 64, gru_hidden: int = 32,
-                 dual_path_blocks: int = 2, power: float = 0.3, low_cut_hz: float = 0.0):
+                 dual_path_blocks: int = 2, power: float = 0.3, low_cut_hz: float = 0.0, filter_taps: int = 1):
         stft = stft or {"n_fft": 512, "hop_length": 256, "window": "sqrt_hann"}
         super().__init__(stft, sample_rate, feature="power", power=power, mask="complex")
         n_freqs = self.stft_config.n_fft // 2 + 1
@@ -156,10 +160,13 @@ class CausalCRN(SpectralMaskModel):
             raise ConfigError(f"crn needs erb_low + erb_bands = 4k + 1 (>= 9) bands, got {width}")
         if channels < 2 or first_channels < 1 or gru_hidden < 1 or dual_path_blocks < 0:
             raise ConfigError("crn needs channels >= 2, first_channels >= 1, gru_hidden >= 1, dual_path_blocks >= 0")
+        if not isinstance(filter_taps, int) or filter_taps < 1:
+            raise ConfigError(f"crn needs filter_taps >= 1 (1 = a complex ratio mask), got {filter_taps!r}")
         if not isinstance(low_cut_hz, (int, float)) or not 0.0 <= low_cut_hz < sample_rate / 2:
             raise ConfigError(f"crn needs 0 <= low_cut_hz < {sample_rate / 2:g} (half the sample rate), got {low_cut_hz!r}")
         del self.input_norm  # features are normalised per layer here
         self.low_cut_hz = float(low_cut_hz)
+        self.filter_taps = filter_taps
         self.register_buffer("low_gain", low_cut_gains(n_freqs, self.low_cut_hz, sample_rate), persistent=False)
         self.erb_low = erb_low
         self.register_buffer("erb_fb", torch.from_numpy(erb_filterbank(n_freqs, erb_low, erb_bands, sample_rate)),
@@ -173,11 +180,12 @@ class CausalCRN(SpectralMaskModel):
         self.dual_path = nn.ModuleList(DualPathBlock(channels, w2, gru_hidden) for _ in range(dual_path_blocks))
         self.dec_temporal = nn.ModuleList(TemporalBlock(channels, d) for d in reversed(DILATIONS))
         self.dec2 = nn.Sequential(_up(channels, first_channels, 3), nn.BatchNorm2d(first_channels), nn.LeakyReLU(ACT_SLOPE))
-        self.dec1 = _up(first_channels, 2, 5)
+        self.dec1 = _up(first_channels, 2 * filter_taps, 5)  # (Re, Im) per tap, tap 0 first
         assert w1 == 2 * w2 - 1 and width == 2 * w1 - 1
         self.remember_config(sample_rate=sample_rate, channels=channels, first_channels=first_channels,
                              erb_low=erb_low, erb_bands=erb_bands, gru_hidden=gru_hidden,
-                             dual_path_blocks=dual_path_blocks, power=power, low_cut_hz=self.low_cut_hz)
+                             dual_path_blocks=dual_path_blocks, power=power, low_cut_hz=self.low_cut_hz,
+                             filter_taps=filter_taps)
 
     # --- bands ---
     def to_bands(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +202,8 @@ class CausalCRN(SpectralMaskModel):
         return [self.enc2, *self.enc_temporal, *self.dec_temporal]
 
     def initial_state(self, batch: int = 1, device=None) -> list[torch.Tensor]:
-        """Zeros: convolution caches ``[B, C, past, bands]``, then GRU states ``[1, B*bands, H]``."""
+        """Zeros: convolution caches ``[B, C, past, bands]``, then GRU states ``[1, B*bands, H]``,
+        then (deep filter only) the last ``filter_taps - 1`` noisy frames ``[B, taps - 1, F, 2]``."""
         width = self.erb_low + self.erb_fb.shape[0]
         w2 = (width + 3) // 4
         state = []
@@ -204,6 +213,9 @@ class CausalCRN(SpectralMaskModel):
             state.append(torch.zeros(batch, channels, conv.past, bands, device=device))
         for block in self.dual_path:
             state.append(torch.zeros(1, batch * w2, block.inter.hidden_size, device=device))
+        if self.filter_taps > 1:
+            n_freqs = self.erb_low + self.erb_fb.shape[1]
+            state.append(torch.zeros(batch, self.filter_taps - 1, n_freqs, 2, device=device))
         return state
 
     @property
@@ -215,7 +227,9 @@ class CausalCRN(SpectralMaskModel):
         """Complex ``[B, F, T]`` (any T >= 1) + state -> enhanced ``[B, F, T]`` + new state."""
         n_conv = len(self._stateful())
         caches = list(state[:n_conv]) if state is not None else [None] * n_conv
-        hiddens = list(state[n_conv:]) if state is not None else [None] * len(self.dual_path)
+        n_gru = len(self.dual_path)
+        hiddens = list(state[n_conv : n_conv + n_gru]) if state is not None else [None] * n_gru
+        past = state[n_conv + n_gru] if state is not None and self.filter_taps > 1 else None
         x = torch.view_as_real(spec.transpose(1, 2).contiguous())  # [B, T, F, 2]
         mag = torch.sqrt(x.pow(2).sum(-1) + 1e-12)
         comp = mag.pow(self.power)
@@ -240,16 +254,34 @@ class CausalCRN(SpectralMaskModel):
             y, c = block(y + skips[-1 - i], caches[1 + len(self.enc_temporal) + i])
             new.append(c)
         y = self.dec2(y + e2)
-        logits = self.from_bands(self.dec1(y + e1)).float()  # [B, 2, T, F]
-        mr, mi = logits[:, 0], logits[:, 1]
-        norm = torch.sqrt(mr**2 + mi**2 + 1e-8)
-        scale = torch.tanh(norm) / norm  # bounded complex ratio mask, |M| < 1
-        mr, mi = mr * scale, mi * scale
-        xr, xi = x[..., 0].float(), x[..., 1].float()
-        out = torch.complex(xr * mr - xi * mi, xr * mi + xi * mr).transpose(1, 2)
+        logits = self.from_bands(self.dec1(y + e1)).float()  # [B, 2 * taps, T, F]
+        out, new_past = self._apply_filter(logits, x.float(), past)
         if self.low_cut_hz > 0:
             out = out * self.low_gain[:, None]
-        return out, new + new_h
+        return out, new + new_h + new_past
+
+    def _apply_filter(self, logits: torch.Tensor, x: torch.Tensor, past: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Bounded complex coefficients (``|c| < 1`` per tap) times the noisy frames ``t - k``,
+        summed over taps; ``x`` is ``[B, T, F, 2]``, ``past`` the previous ``taps - 1`` frames."""
+        b, t = x.shape[0], x.shape[1]
+        coef = logits.reshape(b, self.filter_taps, 2, t, -1)
+        norm = torch.sqrt(coef.pow(2).sum(2, keepdim=True) + 1e-8)
+        coef = coef * (torch.tanh(norm) / norm)
+        mr, mi = coef[:, :, 0].transpose(2, 3), coef[:, :, 1].transpose(2, 3)  # [B, taps, F, T]
+        xr, xi = x[..., 0].transpose(1, 2), x[..., 1].transpose(1, 2)  # [B, F, T]
+        out_r, out_i = xr * mr[:, 0] - xi * mi[:, 0], xr * mi[:, 0] + xi * mr[:, 0]
+        if self.filter_taps == 1:
+            return torch.complex(out_r, out_i), []
+        if past is None:
+            past = x.new_zeros(b, self.filter_taps - 1, x.shape[2], 2)
+        full = torch.cat([past, x], dim=1)  # [B, taps - 1 + T, F, 2]
+        for k in range(1, self.filter_taps):
+            start = self.filter_taps - 1 - k
+            fr, fi = full[:, start : start + t, :, 0].transpose(1, 2), full[:, start : start + t, :, 1].transpose(1, 2)
+            out_r = out_r + fr * mr[:, k] - fi * mi[:, k]
+            out_i = out_i + fr * mi[:, k] + fi * mr[:, k]
+        return torch.complex(out_r, out_i), [full[:, -(self.filter_taps - 1):]]
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         return self.forward_frames(spec)[0]
@@ -273,6 +305,7 @@ class CausalCRN(SpectralMaskModel):
                 per_step = sum(p.numel() for n, p in m.named_parameters() if n.startswith("weight"))
                 total += per_step * (width + 3) // 4
         total += 2 * self.erb_fb.numel()
+        total += 4 * (self.filter_taps - 1) * (self.erb_low + self.erb_fb.shape[1])  # deep filter's extra taps
         return int(total)
 
     def _out_bands(self, m: nn.Module, width: int) -> int:

@@ -14,6 +14,11 @@ training. Growing keeps what was learnt and hands the optimiser new capacity tha
   the GRU, so the old units run as before and the new ones are read only once training grows those
   weights.
 
+- **A deep filter** (``filter_taps``): the last layer gets output channels for the extra taps
+  (frames ``t-1, t-2, ...``) with zero weights and bias, so their coefficients start at zero and
+  the output is the old mask's; the bounded-coefficient map has slope 1 at zero, so those weights
+  receive gradient from the first step.
+
 The intra-frame GRU and the convolution widths are tied to ``channels``, whose LayerNorms would
 change their statistics if widened, so ``channels`` cannot be grown this way.
 """
@@ -25,11 +30,12 @@ from ..errors import ConfigError
 from .crn import CausalCRN
 from .registry import build_model
 
-GROWABLE = ("dual_path_blocks", "gru_hidden")
+GROWABLE = ("dual_path_blocks", "gru_hidden", "filter_taps")
 
 
 def grow_crn(model: CausalCRN, seed: int = 0, **changes: int) -> CausalCRN:
-    """A copy of ``model`` with more ``dual_path_blocks`` and/or a wider ``gru_hidden``, whose
+    """A copy of ``model`` with more ``dual_path_blocks``, a wider ``gru_hidden`` and/or more
+    ``filter_taps``, whose
     output equals ``model``'s; ``seed`` draws the new parameters' initial values."""
     if not isinstance(model, CausalCRN):
         raise ConfigError(f"only a crn model can be grown, not {getattr(model, 'name', type(model).__name__)!r}")
@@ -55,6 +61,12 @@ def grow_crn(model: CausalCRN, seed: int = 0, **changes: int) -> CausalCRN:
             elif ".inter_fc.weight" in key:
                 target.zero_()
                 target[:, :old_hidden] = value
+            elif key in ("dec1.weight", "dec1.bias"):  # the new taps' output channels start silent
+                target.zero_()
+                if key == "dec1.weight":  # [in, out, 1, kf]
+                    target[:, : value.shape[1]] = value
+                else:
+                    target[: value.shape[0]] = value
             else:  # nothing else may change shape
                 raise ConfigError(f"cannot grow {key}: {tuple(value.shape)} -> {tuple(target.shape)}")
         for block in big.dual_path[len(model.dual_path):]:
