@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/grow_model.py src/specdenoise/pretrained/default.pt runs/grown.pt --set dual_path_blocks=3
     specdenoise train --config configs/crn.yaml --init-from runs/grown.pt model.dual_path_blocks=3 ...
+    (``--set filter_taps=4`` turns the mask into a 4-tap causal deep filter the same way)
 """
 import argparse
 import sys
