@@ -22,6 +22,8 @@ MODELS = {
     "crn-48, time GRU 96 (grown)": {"name": "crn", "channels": 48, "first_channels": 24, "gru_hidden": 96},
     "crn-48, 3 blocks + time GRU 64 (grown)": {"name": "crn", "channels": 48, "first_channels": 24, "gru_hidden": 64,
                                                "dual_path_blocks": 3},
+    "crn-48, 4-tap deep filter": {"name": "crn", "channels": 48, "first_channels": 24, "gru_hidden": 48,
+                                  "filter_taps": 4},
     "crn-32": {"name": "crn", "channels": 32, "first_channels": 16, "gru_hidden": 32},
     "unet-b8-d4 (previous shipped)": {"name": "unet", "depth": 4, "base_channels": 8},
     "unet-b16-d4": {"name": "unet", "depth": 4, "base_channels": 16},
