@@ -45,32 +45,40 @@ def test_round_trip_through_registry_and_file(tmp_path, rng):
         assert torch.equal(again(spec), expected)
 
 
-@pytest.mark.parametrize("taps", [1, 3])  # 3: the deep filter reads frames t-2..t, never later ones
-def test_causal_output_before_a_change_is_unchanged(taps, rng):
-    model = _trained_like(1, filter_taps=taps)
+# (taps, lookahead): 3 taps read frames t-2..t, never later ones; with look-ahead 1 (and 2) the
+# output at frame t may see frames up to t+1 (t+2) and no later
+CAUSAL_CASES = [(1, 0), (3, 0), (3, 1), (3, 2)]
+
+
+@pytest.mark.parametrize("taps, ahead", CAUSAL_CASES)
+def test_output_before_a_change_minus_lookahead_is_unchanged(taps, ahead, rng):
+    model = _trained_like(1, filter_taps=taps, lookahead=ahead)
     spec = _spec(rng, frames=50)
     changed = spec.clone()
     t = int(rng.integers(5, 45))
     changed[..., t:] = _spec(rng, frames=50)[..., t:]
     with torch.no_grad():
         a, b = model(spec), model(changed)
-    assert torch.equal(a[..., :t], b[..., :t])
-    assert (a[..., t:] - b[..., t:]).abs().max() > 1e-3  # and it does react to the change
+    assert torch.equal(a[..., : t - ahead], b[..., : t - ahead])
+    assert (a[..., t - ahead] - b[..., t - ahead]).abs().max() > 1e-4  # the frame `ahead` before does react
+    assert (a[..., t:] - b[..., t:]).abs().max() > 1e-3  # and so does the rest
 
 
-@pytest.mark.parametrize("taps", [1, 3])  # 3: the state carries the deep filter's past noisy frames
-def test_frame_by_frame_equals_whole(taps, rng):
-    model = _trained_like(2, filter_taps=taps)
+@pytest.mark.parametrize("taps, ahead", CAUSAL_CASES)  # the state carries the deep filter's past noisy frames
+def test_frame_by_frame_equals_whole(taps, ahead, rng):
+    model = _trained_like(2, filter_taps=taps, lookahead=ahead)
     spec = _spec(rng, frames=40)
     with torch.no_grad():
         whole = model(spec)
+        stream = torch.cat([spec, spec.new_zeros(*spec.shape[:-1], ahead)], dim=-1)  # silence pushes the end out
         state, outs, t = model.initial_state(spec.shape[0]), [], 0
-        while t < spec.shape[-1]:  # uneven blocks of frames, the state carried between them
+        while t < stream.shape[-1]:  # uneven blocks of frames, the state carried between them
             n = int(rng.integers(1, 6))
-            out, state = model.forward_frames(spec[..., t : t + n], state)
+            out, state = model.forward_frames(stream[..., t : t + n], state)
             outs.append(out)
             t += n
-    streamed = torch.cat(outs, dim=-1)
+    streamed = torch.cat(outs, dim=-1)[..., ahead:]  # output frame n arrives at input frame n + ahead
+    assert streamed.shape == whole.shape
     assert (streamed - whole).abs().max() <= 1e-5 * whole.abs().max()
 
 
@@ -85,6 +93,10 @@ def test_mask_is_bounded_and_bad_configs_are_refused(rng):
         build_model("crn", erb_bands=63)
     with pytest.raises(ConfigError, match="filter_taps >= 1"):
         build_model("crn", filter_taps=0)
+    with pytest.raises(ConfigError, match="lookahead < filter_taps"):
+        build_model("crn", filter_taps=2, lookahead=2)  # the filter would not reach the frame it cleans
+    with pytest.raises(ConfigError, match="lookahead"):
+        build_model("crn", filter_taps=3, lookahead=-1)
 
 
 def test_deep_filter_taps_are_bounded_and_reach_back_exactly_taps_minus_one_frames(rng):

@@ -14,10 +14,13 @@ from specdenoise.models import build_model, save_checkpoint, serialize
 from specdenoise.streaming import StreamingDenoiser
 
 
-@pytest.fixture(scope="module", params=[1, 3], ids=["mask", "deep_filter"])
+@pytest.fixture(scope="module", params=[(1, 0), (3, 1)], ids=["mask", "deep_filter_lookahead"])
 def crn_ckpt(request, tmp_path_factory):
-    """The plain-mask CRN and one with a 3-tap deep filter (one more state tensor: past frames)."""
-    return random_checkpoint(tmp_path_factory.mktemp("crn") / "crn.pt", "crn", seed=5, filter_taps=request.param)
+    """The plain-mask CRN and one with a 3-tap deep filter (one more state tensor: past frames) and
+    one frame of look-ahead (the graph is the same frame-in, frame-out step; the engine shifts)."""
+    taps, ahead = request.param
+    return random_checkpoint(tmp_path_factory.mktemp("crn") / "crn.pt", "crn", seed=5, filter_taps=taps,
+                             lookahead=ahead)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from conftest import REPO_ROOT, random_model
 from specdenoise.errors import ConfigError
 from specdenoise.models import build_model, model_from_checkpoint, save_checkpoint, serialize
-from specdenoise.models.grow import grow_crn
+from specdenoise.models.grow import grow_crn, with_lookahead
 from specdenoise.stft import stft
 from specdenoise.training.trainer import init_weights_from
 
@@ -67,6 +67,32 @@ def test_new_filter_taps_start_silent_and_receive_gradient(rng):
     grown(_spec(rng, 30)).abs().pow(2).mean().backward()
     assert grown.dec1.weight.grad[:, 2:].abs().sum() > 0
     assert grown.dec1.bias.grad[2:].abs().sum() > 0
+
+
+def test_lookahead_moves_each_taps_coefficients_one_frame_later(rng):
+    """with_lookahead is a warm start, not the same output: the network is untouched, and the last
+    layer's coefficients for tap k (frame t-k) become those of tap k+1, the new tap 0 (the frame
+    ahead of the one cleaned) starts at zero, and the model's output is late by one frame."""
+    old = _trained_like(5)
+    old = grow_crn(old, filter_taps=3)
+    with torch.no_grad():  # give the grown taps non-zero weights, as training would
+        old.dec1.weight[:, 2:] = 0.1 * torch.randn_like(old.dec1.weight[:, 2:])
+        old.dec1.bias[2:] = 0.1
+    new = with_lookahead(old.eval(), 1).eval()
+    assert new.config() == {**old.config(), "lookahead": 1} and new.lookahead_frames == 1
+    logits = {}
+    for name, model in (("old", old), ("new", new)):
+        model.dec1.register_forward_hook(lambda m, i, o, name=name: logits.__setitem__(name, o))
+    spec = _spec(rng, 30)
+    with torch.no_grad():
+        old.forward_frames(spec)
+        new.forward_frames(spec)  # the same frames in: the network before the filter is the same
+    assert torch.all(logits["new"][:, :2] == 0)
+    assert torch.equal(logits["new"][:, 2:], logits["old"][:, :4])
+    with pytest.raises(ConfigError, match="lookahead < filter_taps"):
+        with_lookahead(_trained_like(), 1)  # a plain mask has no tap to move into
+    with pytest.raises(ConfigError, match="already has lookahead"):
+        with_lookahead(new, 1)
 
 
 def test_refusals_name_the_problem():

@@ -16,9 +16,13 @@ from specdenoise.resampling import StreamResampler, design
 from specdenoise.streaming import FrameEngine, NotCausalError, StreamingDenoiser
 
 
-@pytest.fixture(scope="module")
-def crn():
-    return random_model("crn", seed=11, gain=1.5)  # a mask far from 0 and 1, so errors would show
+@pytest.fixture(scope="module", params=[0, 1], ids=["causal", "lookahead"])
+def crn(request):
+    """A mask far from 0 and 1, so errors would show; and a 2-tap deep filter with one frame of
+    look-ahead (its frames come out one step late, the engine must shift and flush them)."""
+    if request.param:
+        return random_model("crn", seed=11, gain=1.5, filter_taps=2, lookahead=1)
+    return random_model("crn", seed=11, gain=1.5)
 
 
 def _push_randomly(stream, x: np.ndarray, rng, largest: int) -> np.ndarray:
@@ -73,12 +77,14 @@ def test_streaming_equals_offline(crn, shared_data, rng, rate, channels):
 
 
 def test_latency_budget(crn):
+    ahead = crn.lookahead * crn.stft_config.hop_length  # one 16-ms hop per look-ahead frame
     at16 = StreamingDenoiser(crn, 16000)
-    assert at16.latency_samples == crn.stft_config.n_fft - 1
-    assert at16.latency_ms <= 32.0
+    assert at16.latency_samples == crn.stft_config.n_fft - 1 + ahead
+    assert at16.latency_ms <= 32.0 + 1000 * ahead / 16000
     at48 = StreamingDenoiser(crn, 48000)
     budget = at48.latency_budget()
-    assert budget["look_ahead_ms"] == 0 and 0 < budget["resampling_ms"] < 3
+    assert budget["look_ahead_ms"] == 1000 * ahead / 16000 and 0 < budget["resampling_ms"] < 3
+    assert budget["window_ms"] == pytest.approx(1000 * (crn.stft_config.n_fft - 1) / 16000)
     assert budget["total_ms"] == pytest.approx(at48.latency_ms)
 
 

@@ -7,7 +7,9 @@ Two layers:
   whole file (centred frames, reflect padding at both ends: the start is reflected once ``n_fft``
   samples have arrived, the end at :meth:`FrameEngine.flush`), carries the model state between
   calls and overlap-adds like :func:`stft.istft`. So its output *is* ``model.enhance(x)``, whatever
-  the block sizes; a sample is final ``n_fft - 1`` samples after it arrived (the window).
+  the block sizes; a sample is final ``n_fft - 1`` samples after it arrived (the window), plus
+  ``lookahead_frames`` hops for a model that looks ahead (its frames come out that many steps late;
+  :meth:`FrameEngine.flush` feeds it that many silent frames to finish the stream).
 - :class:`StreamingDenoiser` adds any input rate (:class:`resampling.StreamResampler`, fixed
   delay), channels, the ``strength`` mix and a constant latency: ``push`` returns as many samples
   as it was given, the first ``latency_samples`` of the stream are silence, and after that the output
@@ -84,6 +86,7 @@ class FrameEngine:
         self.channels = channels
         self.step = step or torch_step(model)
         self.max_frames = max(1, int(max_frames))
+        self.lookahead = int(getattr(model, "lookahead_frames", 0))
         n_fft = self.cfg.n_fft
         self.left = n_fft // 2
         win = np.zeros(n_fft, np.float32)
@@ -95,8 +98,9 @@ class FrameEngine:
 
     @property
     def delay(self) -> int:
-        """Samples (model rate) from a sample's arrival to its output being final: the window."""
-        return self.cfg.n_fft - 1
+        """Samples (model rate) from a sample's arrival to its output being final: the window and
+        the model's look-ahead."""
+        return self.cfg.n_fft - 1 + self.lookahead * self.cfg.hop_length
 
     def reset(self) -> None:
         fresh = getattr(self.step, "initial_state", None) or self.model.initial_state  # a back end may keep its own
@@ -128,7 +132,7 @@ class FrameEngine:
         p_total = self.p_start + self.padded.shape[1]
         ready = (p_total - self.cfg.n_fft) // self.cfg.hop_length + 1
         self._run_frames(ready)
-        return self._emit(self.frames_done * self.cfg.hop_length - self.left)
+        return self._emit((self.frames_done - self.lookahead) * self.cfg.hop_length - self.left)
 
     def flush(self) -> np.ndarray:
         """Pad the end as ``stft()`` does, run the last frames, return every remaining sample."""
@@ -143,7 +147,10 @@ class FrameEngine:
             from .stft import istft, stft
 
             x = torch.from_numpy(self.pending)
-            spec, _ = self.step(stft(x, cfg), self.state)
+            spec = stft(x, cfg)
+            ahead = spec.new_zeros(*spec.shape[:-1], self.lookahead)
+            spec, _ = self.step(torch.cat([spec, ahead], dim=-1), self.state)
+            spec = spec[..., self.lookahead :]
             self.n_out = n
             out = istft(spec, cfg, n).numpy().T.astype(np.float32)
             if not np.isfinite(out).all():
@@ -152,6 +159,10 @@ class FrameEngine:
         tail = self.padded[:, -right - 1 : -1][:, ::-1] if right else self.padded[:, :0]
         self.padded = np.concatenate([self.padded, tail], axis=1)
         self._run_frames(cfg.n_frames(n))
+        if self.lookahead:  # silent frames push the last real ones out, as the model's forward() does
+            silent = torch.zeros(self.channels, cfg.n_fft // 2 + 1, self.lookahead, dtype=torch.complex64)
+            out, self.state = self.step(silent, self.state)
+            self._add_frames(out, self.frames_done)
         return self._emit(n)
 
     def _run_frames(self, upto: int) -> None:
@@ -164,14 +175,23 @@ class FrameEngine:
             spec = torch.stft(seg, n_fft=n_fft, hop_length=hop, win_length=self.cfg.win_length,
                               window=stft_window(self.cfg), center=False, return_complex=True)
             out, self.state = self.step(spec, self.state)
-            frames = (torch.fft.irfft(out, n=n_fft, dim=1) * self.window[None, :, None]).numpy()  # [C, n_fft, T]
-            self._overlap_add(frames, k0)
+            self._add_frames(out, k0)
             self.frames_done = k1
             # keep the samples later frames need, and n_fft more for the reflected end
             keep_from = min(k1 * hop, self.p_start + self.padded.shape[1] - n_fft)
             if keep_from > self.p_start:
                 self.padded = self.padded[:, keep_from - self.p_start :]
                 self.p_start = keep_from
+
+    def _add_frames(self, out: torch.Tensor, k0: int) -> None:
+        """Overlap-add the model's output for input frames ``k0 ...``: with look-ahead L they are
+        output frames ``k0 - L ...`` (those before frame 0 belong to no frame and are dropped)."""
+        first = k0 - self.lookahead
+        if first < 0:
+            out, first = out[..., -first:], 0
+        if out.shape[-1]:
+            frames = (torch.fft.irfft(out, n=self.cfg.n_fft, dim=1) * self.window[None, :, None]).numpy()
+            self._overlap_add(frames, first)  # [C, n_fft, T]
 
     def _overlap_add(self, frames: np.ndarray, k0: int) -> None:
         hop, n_fft = self.cfg.hop_length, self.cfg.n_fft
@@ -203,10 +223,10 @@ class FrameEngine:
         return out.T.astype(np.float32)
 
 
-def _engine_complete(m: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+def _engine_complete(m: np.ndarray, n_fft: int, hop: int, lookahead: int = 0) -> np.ndarray:
     """Samples a :class:`FrameEngine` has finished after receiving ``m`` (vectorised)."""
     frames = np.where(m >= n_fft, (m + n_fft // 2 - n_fft) // hop + 1, 0)
-    return np.clip(frames * hop - n_fft // 2, 0, m)
+    return np.clip((frames - lookahead) * hop - n_fft // 2, 0, m)
 
 
 class StreamingDenoiser:
@@ -255,20 +275,22 @@ class StreamingDenoiser:
     def _ready(self, n: np.ndarray) -> np.ndarray:
         cfg = self.model.stft_config
         m = n if self.down.identity else np.maximum(n * self.down.up - 1 - self.down.half, -1) // self.down.down + 1
-        e = _engine_complete(m, cfg.n_fft, cfg.hop_length)
+        e = _engine_complete(m, cfg.n_fft, cfg.hop_length, self.engine.lookahead)
         return e if self.up.identity else np.maximum(e * self.up.up - 1 - self.up.half, -1) // self.up.down + 1
 
     @property
     def latency_ms(self) -> float:
-        """Algorithmic latency: the STFT window, no look-ahead (causal model), the resamplers."""
+        """Algorithmic latency: the STFT window, the model's look-ahead (none for a strictly causal
+        model), the resamplers."""
         return 1000.0 * self.latency_samples / self.rate
 
     def latency_budget(self) -> dict[str, float]:
         """Where the latency comes from, in milliseconds (the parts add up to :attr:`latency_ms`
         up to rounding to whole samples)."""
-        window = 1000.0 * self.engine.delay / self.model.sample_rate
-        resample = self.latency_ms - window
-        return {"window_ms": window, "look_ahead_ms": 0.0, "resampling_ms": resample, "total_ms": self.latency_ms}
+        ahead = 1000.0 * self.engine.lookahead * self.model.stft_config.hop_length / self.model.sample_rate
+        window = 1000.0 * self.engine.delay / self.model.sample_rate - ahead
+        resample = self.latency_ms - window - ahead
+        return {"window_ms": window, "look_ahead_ms": ahead, "resampling_ms": resample, "total_ms": self.latency_ms}
 
     def reset(self) -> None:
         self.engine.reset()

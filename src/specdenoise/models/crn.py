@@ -20,6 +20,12 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
   complex combination of the noisy bin in frames ``t, t-1, ..., t-taps+1``, which can rebuild
   harmonics buried in one frame from their neighbours and cancel a smeared tail; with one tap it is
   the plain mask. The extra taps cost a wider last layer and a few multiply-adds per bin.
+- **Look-ahead** (``lookahead`` frames, 0 = none; needs ``filter_taps`` > ``lookahead``): the
+  coefficients computed at frame ``t`` are written to output frame ``t - lookahead``, so the
+  filter for frame ``n`` spans noisy frames ``n + lookahead - taps + 1 ... n + lookahead`` and the
+  network has heard ``lookahead`` hops past the frame it cleans (DeepFilterNet uses two 10-ms
+  frames). It costs latency (one hop, 16 ms at 16 kHz, per frame), nothing else: the network
+  itself stays causal and streams the same way, its output just arrives ``lookahead`` frames late.
 - **Low cut** (``low_cut_hz``, 0 = off; 31.25 in the shipped weights and configs/crn.yaml, which
   zeroes the DC bin only): a fixed, weight-free gain that ramps from 0 at DC to 1 at ``low_cut_hz``
   on the output. Speech has nothing below ~60 Hz, while rumble, handling thumps and DC offset live
@@ -28,9 +34,9 @@ Design (ideas from GTCRN, DPCRN and FSPEN, written from their papers, nothing co
   gain, so it adds no phase shift (a causal high-pass IIR cost 2-8 dB SI-SDR there). Higher cuts
   (62.5 Hz) cost SI-SDR against references that carry infrasound themselves.
 
-**Causality**: every temporal convolution is padded on the left only, normalisations are per
+**Causality**: with ``lookahead`` 0, every temporal convolution is padded on the left only, normalisations are per
 frame (LayerNorm) or fixed at inference (BatchNorm), and the time GRU is unidirectional, so the
-output at frame ``t`` depends only on frames ``<= t``. The same code runs a whole spectrogram or
+output at frame ``t`` depends only on frames ``<= t`` (``<= t + lookahead`` otherwise). The same code runs a whole spectrogram or
 one frame at a time: :meth:`forward_frames` takes and returns the state (convolution caches and
 GRU hidden states) as a flat list of tensors, which is also the ONNX streaming interface.
 """
@@ -149,7 +155,8 @@ class CausalCRN(SpectralMaskModel):
 
     def __init__(self, stft: dict | None = None, sample_rate: int = 16000, channels: int = 32,
                  first_channels: int = 16, erb_low: int = 65, erb_bands: int = 64, gru_hidden: int = 32,
-                 dual_path_blocks: int = 2, power: float = 0.3, low_cut_hz: float = 0.0, filter_taps: int = 1):
+                 dual_path_blocks: int = 2, power: float = 0.3, low_cut_hz: float = 0.0, filter_taps: int = 1,
+                 lookahead: int = 0):
         stft = stft or {"n_fft": 512, "hop_length": 256, "window": "sqrt_hann"}
         super().__init__(stft, sample_rate, feature="power", power=power, mask="complex")
         n_freqs = self.stft_config.n_fft // 2 + 1
@@ -162,11 +169,15 @@ class CausalCRN(SpectralMaskModel):
             raise ConfigError("crn needs channels >= 2, first_channels >= 1, gru_hidden >= 1, dual_path_blocks >= 0")
         if not isinstance(filter_taps, int) or filter_taps < 1:
             raise ConfigError(f"crn needs filter_taps >= 1 (1 = a complex ratio mask), got {filter_taps!r}")
+        if not isinstance(lookahead, int) or isinstance(lookahead, bool) or not 0 <= lookahead < filter_taps:
+            raise ConfigError(f"crn needs 0 <= lookahead < filter_taps ({filter_taps}) so the filter covers the "
+                              f"frame it cleans, got lookahead={lookahead!r}")
         if not isinstance(low_cut_hz, (int, float)) or not 0.0 <= low_cut_hz < sample_rate / 2:
             raise ConfigError(f"crn needs 0 <= low_cut_hz < {sample_rate / 2:g} (half the sample rate), got {low_cut_hz!r}")
         del self.input_norm  # features are normalised per layer here
         self.low_cut_hz = float(low_cut_hz)
         self.filter_taps = filter_taps
+        self.lookahead = lookahead
         self.register_buffer("low_gain", low_cut_gains(n_freqs, self.low_cut_hz, sample_rate), persistent=False)
         self.erb_low = erb_low
         self.register_buffer("erb_fb", torch.from_numpy(erb_filterbank(n_freqs, erb_low, erb_bands, sample_rate)),
@@ -185,7 +196,7 @@ class CausalCRN(SpectralMaskModel):
         self.remember_config(sample_rate=sample_rate, channels=channels, first_channels=first_channels,
                              erb_low=erb_low, erb_bands=erb_bands, gru_hidden=gru_hidden,
                              dual_path_blocks=dual_path_blocks, power=power, low_cut_hz=self.low_cut_hz,
-                             filter_taps=filter_taps)
+                             filter_taps=filter_taps, lookahead=lookahead)
 
     # --- bands ---
     def to_bands(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,12 +230,21 @@ class CausalCRN(SpectralMaskModel):
         return state
 
     @property
+    def lookahead_frames(self) -> int:
+        """Output frame ``n`` comes out of :meth:`forward_frames` at input frame ``n + lookahead``."""
+        return self.lookahead
+
+    @property
     def receptive_field_frames(self) -> int | None:
         return None  # unbounded (recurrent): chunked processing must carry the state
 
     def forward_frames(self, spec: torch.Tensor, state: list[torch.Tensor] | None = None
                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Complex ``[B, F, T]`` (any T >= 1) + state -> enhanced ``[B, F, T]`` + new state."""
+        """Complex ``[B, F, T]`` (any T >= 1) + state -> enhanced ``[B, F, T]`` + new state.
+
+        With ``lookahead`` L the output is late by L frames: output column ``j`` is frame ``j - L``
+        of the stream (the first L columns of a stream belong to no frame and are dropped by the
+        caller, see :class:`~specdenoise.streaming.FrameEngine`)."""
         n_conv = len(self._stateful())
         caches = list(state[:n_conv]) if state is not None else [None] * n_conv
         n_gru = len(self.dual_path)
@@ -284,7 +304,11 @@ class CausalCRN(SpectralMaskModel):
         return torch.complex(out_r, out_i), [full[:, -(self.filter_taps - 1):]]
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return self.forward_frames(spec)[0]
+        """Whole spectrogram, output aligned with the input (look-ahead frames padded with zeros)."""
+        if not self.lookahead:
+            return self.forward_frames(spec)[0]
+        pad = spec.new_zeros(*spec.shape[:-1], self.lookahead)
+        return self.forward_frames(torch.cat([spec, pad], dim=-1))[0][..., self.lookahead :]
 
     def macs_per_frame(self) -> int:
         """Multiply-accumulates for one frame (convolutions, GRUs, linear layers), for the model card."""

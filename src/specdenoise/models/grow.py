@@ -19,6 +19,11 @@ training. Growing keeps what was learnt and hands the optimiser new capacity tha
   the output is the old mask's; the bounded-coefficient map has slope 1 at zero, so those weights
   receive gradient from the first step.
 
+A fourth transformation is *not* exact: :func:`with_lookahead` turns a deep-filter model into one
+with look-ahead by moving each tap's output channels L taps later (the coefficients for frame
+``t`` now clean frame ``t - L``, which they were never trained for, but masks change slowly from
+frame to frame, so it starts close and relearns the alignment quickly; the last L taps are dropped).
+
 The intra-frame GRU and the convolution widths are tied to ``channels``, whose LayerNorms would
 change their statistics if widened, so ``channels`` cannot be grown this way.
 """
@@ -90,3 +95,29 @@ def _widen_gru(key: str, old: torch.Tensor, new: torch.Tensor, h_old: int, h_new
             new[rows_new, :h_old] = old[rows_old]
         else:
             raise ConfigError(f"cannot grow {key}: not a one-layer unidirectional GRU tensor")
+
+
+def with_lookahead(model: CausalCRN, frames: int) -> CausalCRN:
+    """A copy of a deep-filter ``model`` with ``lookahead = frames``: the same weights, the last
+    layer's taps moved ``frames`` later (tap ``k`` -> ``k + frames``; the new first taps, for the
+    frames ahead of the one being cleaned, start at zero; the last ``frames`` taps are dropped).
+    Only a warm start for training: the output is *not* the old model's."""
+    if not isinstance(model, CausalCRN):
+        raise ConfigError(f"only a crn model can get look-ahead, not {getattr(model, 'name', type(model).__name__)!r}")
+    config = model.config()
+    if config.get("lookahead", 0) != 0:
+        raise ConfigError(f"the model already has lookahead={config['lookahead']}")
+    new = build_model("crn", **{**config, "lookahead": frames})  # validates 0 <= frames < filter_taps
+    state = model.state_dict()
+    with torch.no_grad():
+        for key in ("dec1.weight", "dec1.bias"):
+            old = state[key]
+            moved = torch.zeros_like(old)
+            keep = 2 * (model.filter_taps - frames)  # (Re, Im) channels of the taps that stay
+            if key == "dec1.weight":  # [in, out, 1, kf]
+                moved[:, 2 * frames :] = old[:, :keep]
+            else:
+                moved[2 * frames :] = old[:keep]
+            state[key] = moved
+    new.load_state_dict(state)
+    return new.train(model.training)
