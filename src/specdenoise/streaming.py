@@ -160,7 +160,7 @@ class FrameEngine:
         self.padded = np.concatenate([self.padded, tail], axis=1)
         self._run_frames(cfg.n_frames(n))
         if self.lookahead:  # silent frames push the last real ones out, as the model's forward() does
-            silent = torch.zeros(self.channels, cfg.n_fft // 2 + 1, self.lookahead, dtype=torch.complex64)
+            silent = torch.zeros(self.channels, cfg.n_freqs, self.lookahead, dtype=torch.complex64)
             out, self.state = self.step(silent, self.state)
             self._add_frames(out, self.frames_done)
         return self._emit(n)

@@ -109,15 +109,9 @@ def with_lookahead(model: CausalCRN, frames: int) -> CausalCRN:
         raise ConfigError(f"the model already has lookahead={config['lookahead']}")
     new = build_model("crn", **{**config, "lookahead": frames})  # validates 0 <= frames < filter_taps
     state = model.state_dict()
-    with torch.no_grad():
-        for key in ("dec1.weight", "dec1.bias"):
-            old = state[key]
-            moved = torch.zeros_like(old)
-            keep = 2 * (model.filter_taps - frames)  # (Re, Im) channels of the taps that stay
-            if key == "dec1.weight":  # [in, out, 1, kf]
-                moved[:, 2 * frames :] = old[:, :keep]
-            else:
-                moved[2 * frames :] = old[:keep]
-            state[key] = moved
-    new.load_state_dict(state)
+    keep = 2 * (model.filter_taps - frames)  # (Re, Im) channels of the taps that stay
+    weight, bias = torch.zeros_like(state["dec1.weight"]), torch.zeros_like(state["dec1.bias"])
+    weight[:, 2 * frames :] = state["dec1.weight"][:, :keep]  # [in, out, 1, kf]: output channels on dim 1
+    bias[2 * frames :] = state["dec1.bias"][:keep]
+    new.load_state_dict({**state, "dec1.weight": weight, "dec1.bias": bias})
     return new.train(model.training)
