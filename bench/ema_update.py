@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("| model | parameters | update (ms) |\n|---|---:|---:|")
-    for name in sorted(set(PRETRAINED) - {"realtime"}):  # realtime is the default's file
+    for name in sorted(PRETRAINED):
         model = Denoiser.from_pretrained(name).model
         average = WeightAverage(model, 0.9995)
         blocks = []

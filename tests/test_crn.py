@@ -261,7 +261,7 @@ def test_cli_init_from_fine_tunes_and_refuses(tiny_cache, tmp_path):
     args = ["train", "--config", REPO_ROOT / "configs" / "crn.yaml", "--data", tiny_cache, "--max-steps", "2",
             "run.eval_every=2", "data.dynamic_mix=false", "data.batch_size=2", "data.val_clips=2",
             "data.crop_seconds=1.0", "run.pesq_stoi_clips=1", "tracking.tracker=none", "run.progress=false",
-            *[f"model.{k}={v}" for k, v in SMALL.items()],
+            *[f"model.{k}={v}" for k, v in SMALL.items()], "model.filter_taps=1", "model.lookahead=0",
             "stft.hop_length=128", "stft.window=hann"]  # the tiny cache's STFT
     refused = run_cli(*args, "--out", tmp_path / "bad", "--init-from", tmp_path / "src.pt", check=False)
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (WAV/FLAC/OGG) or folders (recursive)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT",
                         help="output folder (the input tree is kept), or a file name for a single input file")
-    parser.add_argument("--model", default="default", help="a shipped model (default, realtime = the same causal CRN, unet = the previous U-Net) or a checkpoint path")
+    parser.add_argument("--model", default="default", help="a shipped model (default = the CRN with 16 ms look-ahead, realtime = the strictly causal CRN, unet = the previous U-Net) or a checkpoint path")
     strength = parser.add_mutually_exclusive_group()
     strength.add_argument("--strength", type=float, default=1.0, help="0..1: how much noise to remove (1 = all)")
     strength.add_argument("--atten-limit-db", type=float, help="cap the noise attenuation at this many dB (instead of --strength)")

@@ -5,7 +5,7 @@ HELP = "export a model to ONNX (--streaming: one frame at a time with its state,
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a shipped model (default, realtime = the same causal CRN, unet = the previous U-Net) or a checkpoint path")
+    parser.add_argument("model", metavar="MODEL", help="a shipped model (default = the CRN with 16 ms look-ahead, realtime = the strictly causal CRN, unet = the previous U-Net) or a checkpoint path")
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the graph")
     parser.add_argument("--streaming", action="store_true",
                         help="frame-by-frame graph that takes and returns the state tensors (causal models only)")

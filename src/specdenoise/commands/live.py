@@ -6,7 +6,7 @@ HELP = "denoise the microphone live (PortAudio), optionally as a virtual microph
 
 def add_arguments(parser) -> None:
     parser.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    parser.add_argument("--model", default="default", help="a shipped model (default or realtime: the causal CRN) or a checkpoint of a causal model")
+    parser.add_argument("--model", default="default", help="a shipped model (default: 48 ms latency; realtime: strictly causal, 32 ms) or a checkpoint of a causal model")
     parser.add_argument("--input", metavar="DEV", help="input device (number or name; default: the system's)")
     parser.add_argument("--output", metavar="DEV", help="output device (number or name; default: the system's)")
     parser.add_argument("--virtual-mic", metavar="NAME",
