@@ -1,6 +1,6 @@
 """Training throughput: examples/s, peak memory and data-wait share per model, fp32 vs bf16.
 
-    .venv/bin/python bench/train_throughput.py --threads 2 --steps 6 [--crop 3] [--only crn]
+    .venv/bin/python bench/train_throughput.py --threads 2 --steps 6 [--crop 3] [--only crn] [--compile]
 
 Each configuration runs in a fresh subprocess (so peak RSS is its own). The data-wait share is
 measured with the real trainer on dynamic mixing from ../shared/data (fresh mixtures per example).
@@ -24,6 +24,8 @@ MODELS = {
                                                "dual_path_blocks": 3},
     "crn-48, 4-tap deep filter": {"name": "crn", "channels": 48, "first_channels": 24, "gru_hidden": 48,
                                   "filter_taps": 4},
+    "crn-48, 4-tap deep filter + 1 frame look-ahead (crn-1.0)": {"name": "crn", "channels": 48, "first_channels": 24,
+                                                                 "gru_hidden": 48, "filter_taps": 4, "lookahead": 1},
     "crn-32": {"name": "crn", "channels": 32, "first_channels": 16, "gru_hidden": 32},
     "unet-b8-d4 (previous shipped)": {"name": "unet", "depth": 4, "base_channels": 8},
     "unet-b16-d4": {"name": "unet", "depth": 4, "base_channels": 16},
@@ -39,7 +41,7 @@ from specdenoise.models import build_model
 from specdenoise.training.config import TrainConfig
 from specdenoise.training.trainer import train_step
 spec_args = json.loads(sys.argv[1]); threads, steps, batch, bf16 = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
-crop = int(float(sys.argv[6]) * 16000)
+crop, compiled = int(float(sys.argv[6]) * 16000), sys.argv[7] == "1"
 torch.set_num_threads(threads); torch.manual_seed(0)
 name = spec_args.pop("name")
 base = "configs/crn.yaml" if name == "crn" else "configs/shipped.yaml"  # each family with its own STFT and loss
@@ -49,11 +51,12 @@ if name != "crn":
     model = model.to(memory_format=torch.channels_last)
 model.train()
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
+run = torch.compile(model, dynamic=False) if compiled else model  # the first (excluded) step compiles
 batch_data = {"noisy": torch.randn(batch, crop) * 0.05, "clean": torch.randn(batch, crop) * 0.05}
 times = []
 for i in range(steps + 1):
     t = time.perf_counter()
-    train_step(model, opt, batch_data, cfg, model.stft_config, torch.device("cpu"))
+    train_step(run, opt, batch_data, cfg, model.stft_config, torch.device("cpu"))
     times.append(time.perf_counter() - t)
 step = sorted(times[1:])[len(times[1:]) // 2]
 print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "step_s": step,
@@ -69,6 +72,8 @@ def main() -> None:
     parser.add_argument("--crop", type=float, default=3.0, help="crop seconds per example")
     parser.add_argument("--skip-data-wait", action="store_true")
     parser.add_argument("--only", help="run only models whose label contains this text")
+    parser.add_argument("--compile", action="store_true",
+                        help="fp32 eager against fp32 under torch.compile (inductor) instead of fp32 against bf16")
     args = parser.parse_args()
     print(f"batch {args.batch} x {args.crop:g} s crops, each family's own STFT and loss (crn: 512/256, unet/cnn: 512/128), "
           f"{args.threads} thread(s), median of {args.steps} steps (bf16: 3), the trainer's own train_step")
@@ -78,13 +83,16 @@ def main() -> None:
         if args.only and args.only not in label:
             continue
         # bf16 runs only for the shipped sizes (without native bf16 on a CPU it is many times slower)
-        for bf16 in ((False, True) if "shipped" in label else (False,)):
+        variants = ((False, False), (False, True)) if args.compile else \
+            ((False, False), (True, False)) if "shipped" in label else ((False, False),)
+        for bf16, compiled in variants:
             steps = 3 if bf16 else args.steps
             out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), str(args.threads), str(steps),
-                                  str(args.batch), "1" if bf16 else "0", str(args.crop)], capture_output=True, text=True, check=True,
-                                 cwd=str(Path(__file__).resolve().parents[1]))
+                                  str(args.batch), "1" if bf16 else "0", str(args.crop), "1" if compiled else "0"],
+                                 capture_output=True, text=True, check=True, cwd=str(Path(__file__).resolve().parents[1]))
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"| {label} | {r['params'] / 1e6:.2f} M | {'bf16 autocast' if bf16 else 'fp32'} | {r['step_s']:.2f} | "
+            precision = "fp32 + torch.compile" if compiled else "bf16 autocast" if bf16 else "fp32"
+            print(f"| {label} | {r['params'] / 1e6:.2f} M | {precision} | {r['step_s']:.2f} | "
                   f"{r['examples_per_s']:.1f} | {r['peak_rss_mb']:.0f} |", flush=True)
     if not args.skip_data_wait:
         data_wait(args.threads)

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/grow_model.py src/specdenoise/pretrained/default.pt runs/grown.pt --set dual_path_blocks=3
     specdenoise train --config configs/crn.yaml --init-from runs/grown.pt model.dual_path_blocks=3 ...
     (``--set filter_taps=4`` turns the mask into a 4-tap causal deep filter the same way;
-    ``--set lookahead=1`` moves a deep filter's taps one frame later: a warm start, not the same output)
+    ``--set lookahead=1`` moves a deep filter's taps one frame later: a warm start, not the same output;
+    ``--set filter_taps=5 --set lookahead=2`` on a 4-tap, 1-frame model adds a tap, then a frame of look-ahead)
 """
 import argparse
 import sys

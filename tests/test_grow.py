@@ -91,8 +91,29 @@ def test_lookahead_moves_each_taps_coefficients_one_frame_later(rng):
     assert torch.equal(logits["new"][:, 2:], logits["old"][:, :4])
     with pytest.raises(ConfigError, match="lookahead < filter_taps"):
         with_lookahead(_trained_like(), 1)  # a plain mask has no tap to move into
-    with pytest.raises(ConfigError, match="already has lookahead"):
+    with pytest.raises(ConfigError, match="already has lookahead=1"):
         with_lookahead(new, 1)
+
+
+def test_lookahead_grows_one_more_frame_after_an_extra_tap(rng):
+    """1 -> 2 frames of look-ahead on a model first grown from 3 to 4 taps: every trained tap
+    survives, one tap later, so it still meets the same noisy frame relative to the frame cleaned."""
+    old = with_lookahead(grow_crn(_trained_like(5), filter_taps=3), 1)
+    with torch.no_grad():
+        old.dec1.weight.copy_(0.1 * torch.randn_like(old.dec1.weight))
+        old.dec1.bias.fill_(0.1)
+    wider = grow_crn(old, filter_taps=4)
+    new = with_lookahead(wider.eval(), 2).eval()
+    assert new.config() == {**old.config(), "filter_taps": 4, "lookahead": 2} and new.lookahead_frames == 2
+    logits = {}
+    for name, model in (("old", old.eval()), ("new", new)):
+        model.dec1.register_forward_hook(lambda m, i, o, name=name: logits.__setitem__(name, o))
+    spec = _spec(rng, 30)
+    with torch.no_grad():
+        old.forward_frames(spec)
+        new.forward_frames(spec)
+    assert torch.all(logits["new"][:, :2] == 0)
+    assert torch.equal(logits["new"][:, 2:], logits["old"])
 
 
 def test_refusals_name_the_problem():

@@ -16,12 +16,12 @@ from specdenoise.resampling import StreamResampler, design
 from specdenoise.streaming import FrameEngine, NotCausalError, StreamingDenoiser
 
 
-@pytest.fixture(scope="module", params=[0, 1], ids=["causal", "lookahead"])
+@pytest.fixture(scope="module", params=[0, 1, 2], ids=["causal", "lookahead", "lookahead2"])
 def crn(request):
-    """A mask far from 0 and 1, so errors would show; and a 2-tap deep filter with one frame of
-    look-ahead (its frames come out one step late, the engine must shift and flush them)."""
+    """A mask far from 0 and 1, so errors would show; and deep filters with one and two frames of
+    look-ahead (their frames come out one or two steps late, the engine must shift and flush them)."""
     if request.param:
-        return random_model("crn", seed=11, gain=1.5, filter_taps=2, lookahead=1)
+        return random_model("crn", seed=11, gain=1.5, filter_taps=request.param + 1, lookahead=request.param)
     return random_model("crn", seed=11, gain=1.5)
 
 

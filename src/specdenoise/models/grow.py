@@ -23,6 +23,8 @@ A fourth transformation is *not* exact: :func:`with_lookahead` turns a deep-filt
 with look-ahead by moving each tap's output channels L taps later (the coefficients for frame
 ``t`` now clean frame ``t - L``, which they were never trained for, but masks change slowly from
 frame to frame, so it starts close and relearns the alignment quickly; the last L taps are dropped).
+It also grows an existing look-ahead (1 -> 2: every tap moves one later; grow ``filter_taps`` by one
+first and no trained tap is dropped).
 
 The intra-frame GRU and the convolution widths are tied to ``channels``, whose LayerNorms would
 change their statistics if widened, so ``channels`` cannot be grown this way.
@@ -98,20 +100,24 @@ def _widen_gru(key: str, old: torch.Tensor, new: torch.Tensor, h_old: int, h_new
 
 
 def with_lookahead(model: CausalCRN, frames: int) -> CausalCRN:
-    """A copy of a deep-filter ``model`` with ``lookahead = frames``: the same weights, the last
-    layer's taps moved ``frames`` later (tap ``k`` -> ``k + frames``; the new first taps, for the
-    frames ahead of the one being cleaned, start at zero; the last ``frames`` taps are dropped).
+    """A copy of a deep-filter ``model`` with ``lookahead = frames`` (more than it has): the same
+    weights, the last layer's taps moved ``frames - model.lookahead`` later (tap ``k`` -> ``k +
+    shift``, so each old tap still meets the noisy frame it was trained on relative to the frame
+    being cleaned; the new first taps, for the frames further ahead, start at zero; the last
+    ``shift`` taps are dropped, so grow ``filter_taps`` first to keep them all).
     Only a warm start for training: the output is *not* the old model's."""
     if not isinstance(model, CausalCRN):
         raise ConfigError(f"only a crn model can get look-ahead, not {getattr(model, 'name', type(model).__name__)!r}")
     config = model.config()
-    if config.get("lookahead", 0) != 0:
-        raise ConfigError(f"the model already has lookahead={config['lookahead']}")
+    current = config.get("lookahead", 0)
+    if not isinstance(frames, int) or frames <= current:
+        raise ConfigError(f"look-ahead can only grow: the model already has lookahead={current}, asked {frames!r}")
     new = build_model("crn", **{**config, "lookahead": frames})  # validates 0 <= frames < filter_taps
+    shift = frames - current
     state = model.state_dict()
-    keep = 2 * (model.filter_taps - frames)  # (Re, Im) channels of the taps that stay
+    keep = 2 * (model.filter_taps - shift)  # (Re, Im) channels of the taps that stay
     weight, bias = torch.zeros_like(state["dec1.weight"]), torch.zeros_like(state["dec1.bias"])
-    weight[:, 2 * frames :] = state["dec1.weight"][:, :keep]  # [in, out, 1, kf]: output channels on dim 1
-    bias[2 * frames :] = state["dec1.bias"][:keep]
+    weight[:, 2 * shift :] = state["dec1.weight"][:, :keep]  # [in, out, 1, kf]: output channels on dim 1
+    bias[2 * shift :] = state["dec1.bias"][:keep]
     new.load_state_dict({**state, "dec1.weight": weight, "dec1.bias": bias})
     return new.train(model.training)
