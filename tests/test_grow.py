@@ -69,6 +69,18 @@ def test_new_filter_taps_start_silent_and_receive_gradient(rng):
     assert grown.dec1.bias.grad[2:].abs().sum() > 0
 
 
+def _last_layer_logits(old, new, spec) -> dict[str, torch.Tensor]:
+    """The last layer's output (the filter coefficients) of both models on the same frames: the
+    network before the filter is the same, so only the taps' arrangement may differ."""
+    logits = {}
+    for name, model in (("old", old), ("new", new)):
+        model.dec1.register_forward_hook(lambda m, i, o, name=name: logits.__setitem__(name, o))
+    with torch.no_grad():
+        old.forward_frames(spec)
+        new.forward_frames(spec)
+    return logits
+
+
 def test_lookahead_moves_each_taps_coefficients_one_frame_later(rng):
     """with_lookahead is a warm start, not the same output: the network is untouched, and the last
     layer's coefficients for tap k (frame t-k) become those of tap k+1, the new tap 0 (the frame
@@ -80,13 +92,7 @@ def test_lookahead_moves_each_taps_coefficients_one_frame_later(rng):
         old.dec1.bias[2:] = 0.1
     new = with_lookahead(old.eval(), 1).eval()
     assert new.config() == {**old.config(), "lookahead": 1} and new.lookahead_frames == 1
-    logits = {}
-    for name, model in (("old", old), ("new", new)):
-        model.dec1.register_forward_hook(lambda m, i, o, name=name: logits.__setitem__(name, o))
-    spec = _spec(rng, 30)
-    with torch.no_grad():
-        old.forward_frames(spec)
-        new.forward_frames(spec)  # the same frames in: the network before the filter is the same
+    logits = _last_layer_logits(old, new, _spec(rng, 30))
     assert torch.all(logits["new"][:, :2] == 0)
     assert torch.equal(logits["new"][:, 2:], logits["old"][:, :4])
     with pytest.raises(ConfigError, match="lookahead < filter_taps"):
@@ -105,13 +111,7 @@ def test_lookahead_grows_one_more_frame_after_an_extra_tap(rng):
     wider = grow_crn(old, filter_taps=4)
     new = with_lookahead(wider.eval(), 2).eval()
     assert new.config() == {**old.config(), "filter_taps": 4, "lookahead": 2} and new.lookahead_frames == 2
-    logits = {}
-    for name, model in (("old", old.eval()), ("new", new)):
-        model.dec1.register_forward_hook(lambda m, i, o, name=name: logits.__setitem__(name, o))
-    spec = _spec(rng, 30)
-    with torch.no_grad():
-        old.forward_frames(spec)
-        new.forward_frames(spec)
+    logits = _last_layer_logits(old.eval(), new, _spec(rng, 30))
     assert torch.all(logits["new"][:, :2] == 0)
     assert torch.equal(logits["new"][:, 2:], logits["old"])
 
