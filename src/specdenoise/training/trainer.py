@@ -10,7 +10,7 @@ import math
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -61,13 +61,20 @@ def build_datasets(cfg: TrainConfig, stft_cfg: StftConfig, sample_rate: int) -> 
         train_pools, val_pools, mix = dynamic_mix_pools(cfg, sample_rate, with_validation=val is None)
         train_ds = DynamicMixDataset(Mixer(train_pools, mix), d.examples_per_epoch, crop_samples, cfg.run.seed)
         if val_pools is not None:  # fixed validation mixtures from the validation split's own sources
-            val = DynamicMixDataset(Mixer(val_pools, mix), d.val_clips or 32,
+            val = DynamicMixDataset(Mixer(val_pools, validation_mix(mix)), d.val_clips or 32,
                                     int(round(mix.clip_seconds * sample_rate)), seed=10_000 + d.split_seed)
     if train_ds is None or val is None:
         raise ConfigError("no training data: set data.path (cache or corpus) or data.dynamic_mix with sources")
     if d.val_clips and len(val) > d.val_clips and isinstance(val, CachedSpectrogramDataset):
         val = torch.utils.data.Subset(val, range(d.val_clips))
     return train_ds, val
+
+
+def validation_mix(mix: MixConfig) -> MixConfig:
+    """The validation mixtures' settings: the training ones without speed perturbation. Why: it
+    is an augmentation (new voices from the training speakers), not a condition users meet, and
+    with it off the fixed validation mixtures stay those that every earlier model was scored on."""
+    return replace(mix, speed_probability=0.0, noise_speed_probability=0.0)
 
 
 def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int,
