@@ -23,7 +23,7 @@ from specdenoise.data.mixing import Mixer, Pools
 from specdenoise.enhance import pretrained_path
 from specdenoise.models.registry import model_from_checkpoint
 from specdenoise.training.config import TrainConfig
-from specdenoise.training.trainer import build_datasets, dynamic_mix_pools, validate
+from specdenoise.training.trainer import build_datasets, dynamic_mix_pools, validate, validation_mix
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def main() -> None:
                 _, pools, mix = dynamic_mix_pools(cfg, model.sample_rate)
                 pools = only_categories(pools, set(args.categories.split(",")))
                 print("noise files:", ", ".join(pools.noise_names))
-                val = DynamicMixDataset(Mixer(pools, mix), args.clips, int(round(mix.clip_seconds * model.sample_rate)),
+                val = DynamicMixDataset(Mixer(pools, validation_mix(mix)), args.clips, int(round(mix.clip_seconds * model.sample_rate)),
                                         seed=10_000 + cfg.data.split_seed)
             else:
                 _, val = build_datasets(cfg, model.stft_config, model.sample_rate)
