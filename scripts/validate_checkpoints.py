@@ -58,7 +58,8 @@ def main() -> None:
                 _, pools, mix = dynamic_mix_pools(cfg, model.sample_rate)
                 pools = only_categories(pools, set(args.categories.split(",")))
                 print("noise files:", ", ".join(pools.noise_names))
-                val = DynamicMixDataset(Mixer(pools, validation_mix(mix)), args.clips, int(round(mix.clip_seconds * model.sample_rate)),
+                clip_samples = int(round(mix.clip_seconds * model.sample_rate))
+                val = DynamicMixDataset(Mixer(pools, validation_mix(mix)), args.clips, clip_samples,
                                         seed=10_000 + cfg.data.split_seed)
             else:
                 _, val = build_datasets(cfg, model.stft_config, model.sample_rate)
