@@ -1,6 +1,9 @@
 """``specdenoise train``: train a CNN or U-Net denoiser."""
 from __future__ import annotations
 
+import logging
+import sys
+
 HELP = "train a CNN or U-Net denoiser (one CPU/GPU, or several GPUs under torchrun)"
 
 
@@ -85,10 +88,21 @@ def _flat(data, prefix: str = "") -> dict:
     return out
 
 
+def _show_data_notes() -> None:
+    """Let the data modules' INFO notes (e.g. what the speech-quality floor dropped) reach stderr."""
+    logger = logging.getLogger("specdenoise.data")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("train: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def run(args) -> int:
     from ..training.trainer import train
 
     cfg = build_config(args)
+    _show_data_notes()
     summary = train(cfg, args.out, resume=args.resume)
     best = summary["best"]
     print(f"stopped after {summary['steps']} steps ({summary['stop_reason']}); best validation "

@@ -130,6 +130,8 @@ class DataConfig:
     simulated_rirs: int = 0  # dynamic mixing: add this many pyroomacoustics rooms to the training rooms
     simulated_rir_t60: tuple[float, float] = (0.1, 1.0)  # their reverberation times (s)
     exclude_noise_categories: list[str] = field(default_factory=list)  # never trained on (held out)
+    speech_min_bak: float = 0.0  # dynamic mixing: drop training speech whose DNSMOS BAK is lower (data/quality.py; 0 = keep all)
+    speech_min_sig: float = 0.0  # ... and whose DNSMOS SIG is lower
     mix: MixConfig = field(default_factory=MixConfig)
 
 

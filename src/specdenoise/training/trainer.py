@@ -89,6 +89,10 @@ def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int,
     if d.pack:
         from ..data.packs import join_pools, read_pack
 
+        if d.speech_min_bak > 0 or d.speech_min_sig > 0:
+            raise ConfigError("data.speech_min_bak / speech_min_sig filter source folders; set them when building "
+                              "the pack (specdenoise pack ... data.speech_min_bak=3.8)")
+
         train = read_pack(d.pack, "train", sample_rate)
         val = read_pack(d.pack, "validation", sample_rate) if with_validation or d.merge_train_validation else None
         return (join_pools(train, val) if d.merge_train_validation else train), (val if with_validation else None), d.mix
@@ -105,9 +109,16 @@ def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int,
         files = {k: by_split["train"][k] + by_split["validation"][k] for k in by_split["train"]}
     else:
         files = by_split["train"]
+    from ..data.rooms import default_cache_dir
+
+    if d.speech_min_bak > 0 or d.speech_min_sig > 0:
+        from ..data.quality import keep_clean_speech
+
+        files = {**files, "speech": keep_clean_speech(files["speech"], d.speech_min_bak, d.speech_min_sig,
+                                                      default_cache_dir(), workers=max(1, cfg.run.threads or 1))}
     pools = load_pools(files, sample_rate, skipped)
     if d.simulated_rirs:
-        from ..data.rooms import default_cache_dir, simulate_room_bank
+        from ..data.rooms import simulate_room_bank
 
         bank = simulate_room_bank(d.simulated_rirs, sample_rate, d.split_seed, tuple(d.simulated_rir_t60),
                                   default_cache_dir())
