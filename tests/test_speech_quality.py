@@ -3,15 +3,19 @@ noisy speech scores lower and is dropped, scores are cached per file and rescore
 changes, and the trainer's pools leave out exactly the files below the floor."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import REPO_ROOT, cli_env
 from specdenoise import audio
 from specdenoise import config as config_io
 from specdenoise.data import quality
 from specdenoise.data.quality import SpeechQuality, filter_speech, score_speech
-from specdenoise.data.sources import SourceFile
+from specdenoise.data.sources import SourceFile, assign_splits, scan
 from specdenoise.errors import ConfigError
 from specdenoise.training.config import TrainConfig
 from specdenoise.training.trainer import dynamic_mix_pools
@@ -77,3 +81,17 @@ def test_a_floor_with_a_pack_is_refused(tmp_path):
     cfg = config_io.load(TrainConfig, None, ["data.dynamic_mix=true", f"data.pack={tmp_path}", "data.speech_min_bak=3.5"])
     with pytest.raises(ConfigError, match="speech_min_bak"):
         dynamic_mix_pools(cfg, RATE)
+
+
+def test_report_script_tables_a_split_and_its_floors(shared_data, tmp_path):
+    script = REPO_ROOT / "scripts" / "speech_quality.py"
+    speech = [shared_data / "speech" / "fsdd", shared_data / "speech" / "cmu_arctic"]
+    proc = subprocess.run([sys.executable, str(script), "--speech", *map(str, speech), "--floor-bak", "3.8",
+                           "--workers", "1"], capture_output=True, text=True, env=cli_env(SPECDENOISE_CACHE=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in proc.stdout.splitlines()[2:]}
+    files = assign_splits(scan(speech, "speech"), 0)["train"]
+    kept, _ = filter_speech(files, score_speech(files, tmp_path, workers=1), min_bak=3.8)  # cached: same scores
+    assert int(rows["**all**"][0]) == len(files) and int(rows["kept at BAK >= 3.8"][0]) == len(kept)
+    folders = [k for k in rows if k != "**all**" and not k.startswith("kept")]  # speaker folders below the roots
+    assert sum(int(rows[k][0]) for k in folders) == len(files) and len(folders) > 1
