@@ -51,7 +51,6 @@ def resume_config(args, overrides: list[str]):
     """The run's saved config.yaml with ``overrides`` on top (they were once ignored). Changes a
     checkpoint cannot follow (model, STFT, data, optimizer, seed) are refused in one line; the
     accepted ones are listed on stderr."""
-    import sys
     from pathlib import Path
 
     from .. import config as config_io

@@ -109,13 +109,11 @@ def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int,
         files = {k: by_split["train"][k] + by_split["validation"][k] for k in by_split["train"]}
     else:
         files = by_split["train"]
+    from ..data.quality import keep_clean_speech  # returns the files as they are without a floor
     from ..data.rooms import default_cache_dir
 
-    if d.speech_min_bak > 0 or d.speech_min_sig > 0:
-        from ..data.quality import keep_clean_speech
-
-        files = {**files, "speech": keep_clean_speech(files["speech"], d.speech_min_bak, d.speech_min_sig,
-                                                      default_cache_dir(), workers=max(1, cfg.run.threads or 1))}
+    files = {**files, "speech": keep_clean_speech(files["speech"], d.speech_min_bak, d.speech_min_sig,
+                                                  default_cache_dir(), workers=max(1, cfg.run.threads or 1))}
     pools = load_pools(files, sample_rate, skipped)
     if d.simulated_rirs:
         from ..data.rooms import simulate_room_bank
