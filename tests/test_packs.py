@@ -106,6 +106,8 @@ def test_cli_pack_gives_the_same_mixtures_and_trains(shared_data, tmp_path):
     overrides = _source_overrides(shared_data)
     proc = run_cli("pack", "--config", config, "--out", tmp_path / "pack", *overrides)
     assert "flac pack" in proc.stdout and "train:" in proc.stdout
+    provenance = json.loads((tmp_path / "pack" / "pack.json").read_text())["provenance"]
+    assert (provenance["speech_min_bak"], provenance["speech_min_sig"]) == (0.0, 0.0)  # the floor it was built with
     again = run_cli("pack", "--config", config, "--out", tmp_path / "pack", *overrides, check=False)
     assert again.returncode != 0 and "use --force" in again.stderr
     cfg = config_io.load(TrainConfig, config, overrides)

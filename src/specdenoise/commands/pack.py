@@ -52,6 +52,7 @@ def run(args) -> int:
     provenance = {"specdenoise": __version__, "config": str(args.config), "speech": d.speech, "noise": d.noise,
                   "rir": d.rir, "split_seed": d.split_seed, "exclude_noise_categories": d.exclude_noise_categories,
                   "simulated_rirs": d.simulated_rirs, "simulated_rir_t60": list(d.simulated_rir_t60),
+                  "speech_min_bak": d.speech_min_bak, "speech_min_sig": d.speech_min_sig,
                   "max_validation_seconds": args.max_validation_seconds}
     write_pack(out, {"train": train, "validation": val}, sample_rate, provenance, args.codec,
                args.speech_quality, args.noise_quality)
