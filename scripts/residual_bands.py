@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import soundfile as sf
 from scipy.signal import welch
 
-from specdenoise.demo import examples_dir
+from specdenoise.demo import load_example
 from specdenoise.enhance import Denoiser
+from specdenoise.enhance.denoiser import PRETRAINED
 from specdenoise.metrics import si_sdr
 
 EDGES_HZ = (0, 20, 100, 500, 2000, 8000)
@@ -24,9 +24,9 @@ EDGES_HZ = (0, 20, 100, 500, 2000, 8000)
 
 def residual_bands(estimate: np.ndarray, clean: np.ndarray, sample_rate: int,
                    edges: tuple[int, ...] = EDGES_HZ) -> list[float]:
-    """Power (dB) per band [edges[i], edges[i+1]) of ``estimate`` minus its projection on ``clean``."""
-    n = min(len(estimate), len(clean))
-    estimate, clean = estimate[:n].astype(np.float64), clean[:n].astype(np.float64)
+    """Power (dB) per band [edges[i], edges[i+1]) of ``estimate`` minus its projection on ``clean``
+    (two signals of one length)."""
+    estimate, clean = estimate.astype(np.float64), clean.astype(np.float64)
     residual = estimate - np.dot(estimate, clean) / np.dot(clean, clean) * clean
     freqs, power = welch(residual, sample_rate, nperseg=4096)
     return [float(10 * np.log10(power[(freqs >= lo) & (freqs < hi)].sum() + 1e-20))
@@ -38,18 +38,15 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="checkpoints or shipped names (default, realtime, unet)")
     parser.add_argument("--example", default="example2", help="a shipped example (example1, example2)")
     args = parser.parse_args()
-    noisy, rate = sf.read(examples_dir() / f"{args.example}_noisy.wav", dtype="float32")
-    clean, clean_rate = sf.read(examples_dir() / f"{args.example}_clean.wav", dtype="float32")
-    if clean_rate != rate:
-        raise SystemExit(f"{args.example}: noisy and clean rates differ ({rate} vs {clean_rate})")
+    noisy, clean, rate, _ = load_example(args.example)
     bands = [f"{lo}-{hi} Hz" for lo, hi in zip(EDGES_HZ[:-1], EDGES_HZ[1:])]
     print("| model | SI-SDR dB | " + " | ".join(f"residual {b} dB" for b in bands) + " |")
     print("|---|---:|" + "---:|" * len(bands))
     for name in args.models:
-        den = Denoiser.from_pretrained(name) if "/" not in name and not name.endswith(".pt") else Denoiser.from_checkpoint(name)
+        den = Denoiser.from_pretrained(name) if name in PRETRAINED else Denoiser.from_checkpoint(name)
         estimate = np.asarray(den(noisy, rate), dtype=np.float32)
         n = min(len(estimate), len(clean))
-        power = residual_bands(estimate, clean, rate)
+        power = residual_bands(estimate[:n], clean[:n], rate)
         print(f"| {name} | {si_sdr(clean[:n], estimate[:n]):.2f} | " + " | ".join(f"{p:.1f}" for p in power) + " |")
 
 
