@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from specdenoise.data.mixing import MixConfig, Mixer, active_power
-from specdenoise.data.synthetic_noise import KINDS, synthetic_noise
+from specdenoise.data.synthetic_noise import GENERATORS, KINDS, synthetic_noise
 from test_crn import _pools
 
 RATE = 16000
@@ -20,7 +20,7 @@ def _flatness(power):
     return float(np.exp(np.mean(np.log(p))) / np.mean(p))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", sorted(GENERATORS))
 def test_each_kind_is_finite_unit_rms_and_seeded(kind):
     a, got = synthetic_noise(np.random.default_rng(5), 3 * RATE, RATE, kind)
     b, _ = synthetic_noise(np.random.default_rng(5), 3 * RATE, RATE, kind)
@@ -121,3 +121,35 @@ def test_mixer_adds_infrasound_below_20_hz_at_the_asked_snr(rng):
     assert min(gained) > 0.02 and max(gained) > 0.5, gained  # -10 ... +15 dB relative: some dominate
     with pytest.raises(Exception, match="infrasound_probability"):
         MixConfig(infrasound_probability=1.5)
+
+
+def _kurtosis(x):
+    x = x.astype(np.float64) - x.mean()
+    return float(np.mean(x**4) / np.mean(x**2) ** 2)
+
+
+def test_crackle_and_knocks_are_impulsive_and_knocks_ring():
+    """Gaussian noise has kurtosis 3; clicks and impacts put their power into a few short events.
+    A knock rings: its power a few ms after the onset sits in a few resonances, not spread wide."""
+    for seed in range(8):
+        crackle, _ = synthetic_noise(np.random.default_rng(seed), 3 * RATE, RATE, "crackle")
+        knock, _ = synthetic_noise(np.random.default_rng(seed), 3 * RATE, RATE, "knock")
+        assert _kurtosis(crackle) > 6 and _kurtosis(knock) > 6, (seed, _kurtosis(crackle), _kurtosis(knock))
+        freqs, power = _spectrum(crackle)
+        assert power[freqs < 150].sum() < 0.2  # high-passed at 300-3000 Hz (plus a little white hiss)
+    white = _flatness(_spectrum(np.random.default_rng(0).standard_normal(3 * RATE))[1])
+    rings = [_flatness(_spectrum(synthetic_noise(np.random.default_rng(s), 3 * RATE, RATE, "knock")[0])[1])
+             for s in range(8)]
+    assert np.median(rings) < 0.3 * white, rings
+
+
+def test_mixer_draws_only_the_configured_kinds(rng):
+    pools = _pools(rng)
+    cfg = MixConfig(rir_probability=0.0, babble_probability=0.0, synthetic_noise_probability=1.0,
+                    synthetic_kinds=("crackle", "knock"))
+    kinds = {Mixer(pools, cfg).mix(np.random.default_rng(s), length=RATE).meta["noise_category"].split("synthetic_")[1]
+             for s in range(12)}
+    assert kinds == {"crackle", "knock"}
+    for bad in (("hum", "static"), ()):
+        with pytest.raises(Exception, match="synthetic_kinds"):
+            MixConfig(synthetic_kinds=bad)

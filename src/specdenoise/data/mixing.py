@@ -18,7 +18,7 @@ from scipy.signal import fftconvolve
 
 from ..errors import SpecdenoiseError
 from .rooms import early_part
-from .synthetic_noise import infrasound, synthetic_noise
+from .synthetic_noise import GENERATORS, KINDS, infrasound, synthetic_noise
 
 CLIP_PEAK = 0.99
 
@@ -45,6 +45,8 @@ class MixConfig:
     clip_probability: float = 0.0  # share whose noisy input is clipped (target stays unclipped)
     early_reflection_ms: float = 0.0  # >0: reverberant speech's target keeps only this much after the direct path
     synthetic_noise_probability: float = 0.0  # share with a procedural hum/whine/rumble (data/synthetic_noise.py)
+    synthetic_kinds: tuple[str, ...] = KINDS  # which procedural noises it draws from (+ "crackle", "knock")
+    noise_eq_probability: float = 0.0  # share whose noise alone gets a random colouring (tilt + peaks)
     infrasound_probability: float = 0.0  # share whose noise gets an infrasonic drift (< 20 Hz) added
     speed_probability: float = 0.0  # share whose speech is played faster/slower (pitch and tempo together)
     speed_range: tuple[float, float] = (0.9, 1.1)  # its speed factors (Kaldi's speed perturbation: 0.9/1.0/1.1)
@@ -58,13 +60,17 @@ class MixConfig:
         if not 0 <= self.rir_probability <= 1 or not 0 <= self.babble_probability <= 1:
             raise SpecdenoiseError("rir_probability and babble_probability must lie in [0, 1]")
         for name in ("noise2_probability", "filter_probability", "clip_probability", "synthetic_noise_probability",
-                     "infrasound_probability", "speed_probability", "noise_speed_probability"):
+                     "infrasound_probability", "speed_probability", "noise_speed_probability",
+                     "noise_eq_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SpecdenoiseError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         for name in ("speed_range", "noise_speed_range"):
             lo, hi = getattr(self, name)
             if not 0.5 <= lo <= hi <= 2.0:
                 raise SpecdenoiseError(f"{name} must be (low, high) within [0.5, 2.0], got {getattr(self, name)}")
+        unknown = [k for k in self.synthetic_kinds if k not in GENERATORS]
+        if unknown or not self.synthetic_kinds:
+            raise SpecdenoiseError(f"synthetic_kinds must name some of {sorted(GENERATORS)}, got {list(self.synthetic_kinds)}")
         if not 0 <= self.early_reflection_ms <= 500:
             raise SpecdenoiseError(f"early_reflection_ms must lie in [0, 500], got {self.early_reflection_ms}")
         if self.clip_seconds <= 0:
@@ -222,6 +228,9 @@ class Mixer:
             noise, noise_file, category = self._add_synthetic_noise(rng, noise, noise_file, category)
         if cfg.infrasound_probability and rng.random() < cfg.infrasound_probability:
             noise, noise_file, category = self._add_infrasound(rng, noise, noise_file, category)
+        if cfg.noise_eq_probability and rng.random() < cfg.noise_eq_probability:
+            noise = _filt(random_noise_colouring(rng, cfg.sample_rate), noise)
+            noise_file = f"{noise_file}*eq"
         filter_name = "none"
         if cfg.filter_probability and rng.random() < cfg.filter_probability:
             sos, filter_name = random_channel_filter(rng, cfg.sample_rate)
@@ -291,7 +300,7 @@ class Mixer:
     def _add_synthetic_noise(self, rng, noise, name, category):
         """A procedural hum, whine or rumble: alone (a quarter of the time) or with the recorded
         noise at -15...+5 dB relative to it; the SNR is then set on the sum as usual."""
-        synth, kind = synthetic_noise(rng, len(noise), self.config.sample_rate)
+        synth, kind = synthetic_noise(rng, len(noise), self.config.sample_rate, kinds=self.config.synthetic_kinds)
         if rng.random() < 0.25 or _power(noise) <= 1e-20:
             return synth, f"synthetic:{kind}", f"synthetic_{kind}"
         mixed = _add_at_relative_level(noise, synth, rng.uniform(-15.0, 5.0))
@@ -365,16 +374,41 @@ def random_channel_filter(rng: np.random.Generator, sample_rate: int) -> tuple[n
     if kind == "bandpass":
         lo, hi = float(rng.uniform(200, 400)), float(rng.uniform(3200, min(4000, 0.95 * nyq)))
         return butter(4, [lo, hi], "bandpass", fs=sample_rate, output="sos"), f"bandpass{lo:.0f}-{hi:.0f}"
-    # peaking EQ: a few biquads of +-6 dB at random centre frequencies (RBJ cookbook)
+    return _peaking_sections(rng, sample_rate, int(rng.integers(1, 4)), 6.0), "eq"
+
+
+def random_noise_colouring(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Second-order sections that recolour a noise recording: a low or high shelf of +-12 dB
+    (distance, walls, a different machine of the same kind) and one to three peaks of +-10 dB.
+    Why: the collection holds about 80 minutes of noise, so a model meets each file's spectrum
+    many times; this draws new spectra from the same recordings. Applied to the noise only,
+    before its level is set, so the drawn SNR holds."""
+    f0 = float(np.exp(rng.uniform(np.log(150.0), np.log(0.4 * sample_rate))))
+    shelf = _biquad_shelf(f0, float(rng.uniform(-12, 12)), sample_rate, high=bool(rng.random() < 0.5))
+    return np.vstack([shelf, _peaking_sections(rng, sample_rate, int(rng.integers(1, 4)), 10.0)])
+
+
+def _peaking_sections(rng: np.random.Generator, sample_rate: int, count: int, max_db: float) -> np.ndarray:
+    """``count`` peaking biquads of +-``max_db`` at random centre frequencies (RBJ cookbook)."""
     sections = []
-    for _ in range(int(rng.integers(1, 4))):
-        f0, gain_db, q = float(rng.uniform(100, 0.8 * nyq)), float(rng.uniform(-6, 6)), float(rng.uniform(0.5, 2))
+    for _ in range(count):
+        f0, gain_db, q = float(rng.uniform(100, 0.4 * sample_rate)), float(rng.uniform(-max_db, max_db)), float(rng.uniform(0.5, 2))
         a, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / sample_rate
         alpha = np.sin(w0) / (2 * q)
         b = np.array([1 + alpha * a, -2 * np.cos(w0), 1 - alpha * a])
         den = np.array([1 + alpha / a, -2 * np.cos(w0), 1 - alpha / a])
         sections.append(np.concatenate([b / den[0], den / den[0]]))
-    return np.array(sections), "eq"
+    return np.array(sections)
+
+
+def _biquad_shelf(f0: float, gain_db: float, sample_rate: int, high: bool) -> np.ndarray:
+    """One RBJ-cookbook low or high shelf (slope 1) as a second-order section."""
+    a, w0 = 10 ** (gain_db / 40), 2 * np.pi * f0 / sample_rate
+    cw, sa = np.cos(w0), np.sqrt(2 * a) * np.sin(w0)  # 2 sqrt(A) alpha at shelf slope 1
+    s = -1.0 if high else 1.0
+    b = a * np.array([(a + 1) - s * (a - 1) * cw + sa, 2 * s * ((a - 1) - s * (a + 1) * cw), (a + 1) - s * (a - 1) * cw - sa])
+    den = np.array([(a + 1) + s * (a - 1) * cw + sa, -2 * s * ((a - 1) + s * (a + 1) * cw), (a + 1) + s * (a - 1) * cw - sa])
+    return np.concatenate([b / den[0], den / den[0]])
 
 
 def _filt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -1,17 +1,22 @@
-"""Procedural noises for training: mains hum and buzz, tonal whine, low rumble and thumps.
+"""Procedural noises for training: mains hum and buzz, tonal whine, low rumble and thumps,
+crackle and knocks.
 
 Why: these are common in real recordings (ground loops, chargers, fans, coil whine, handling and
 footfall) but rare in the recorded noise collection (3 electrical-hum files, 4 synthetic mains
 hums), so a model sees too few of them to learn their fine harmonic structure. Drawing them with
 random parameters gives endless variety without taking anything from the validation or test
 noise files. Each generator returns float32 noise of unit RMS; the mixer sets its level.
+Crackle and knocks (impulsive noise: static, contact noise, dishes, tapping, handling) are
+opt-in through ``MixConfig.synthetic_kinds`` so that corpora drawn before they existed stay
+identical.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-KINDS = ("hum", "whine", "rumble")
+KINDS = ("hum", "whine", "rumble")  # the default draw (before 1.1: the only kinds)
+IMPULSIVE_KINDS = ("crackle", "knock")
 
 
 def _drifting_phase(rng: np.random.Generator, f0: float, n: int, sample_rate: int, drift: float) -> np.ndarray:
@@ -91,13 +96,53 @@ def low_rumble(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray
     return x
 
 
-GENERATORS = {"hum": mains_hum, "whine": tonal_whine, "rumble": low_rumble}
+def _onsets(rng: np.random.Generator, n: int, sample_rate: int, rate: float) -> np.ndarray:
+    """Sample indices of a Poisson process of ``rate`` events per second over ``n`` samples."""
+    count = int(rng.poisson(rate * n / sample_rate))
+    return np.sort(rng.integers(0, n, max(1, count)))
 
 
-def synthetic_noise(rng: np.random.Generator, n: int, sample_rate: int, kind: str | None = None
-                    ) -> tuple[np.ndarray, str]:
-    """``n`` samples of one procedural noise (``kind`` drawn when None), unit RMS, and its kind."""
-    kind = kind or str(rng.choice(KINDS))
+def crackle(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """Random clicks and pops (2-300 a second, heavy-tailed amplitudes, 0.2-3 ms decaying bursts,
+    high-passed at 300-3000 Hz) over a little hiss: static, loose contacts, crackling, handling.
+    Why: the recorded collection has a handful of such files, and a mask trained mostly on
+    stationary noise lets isolated clicks through."""
+    x = np.zeros(n)
+    idx = _onsets(rng, n, sample_rate, float(np.exp(rng.uniform(np.log(2.0), np.log(300.0)))))
+    x[idx] = rng.lognormal(0.0, 1.0, len(idx)) * rng.choice([-1.0, 1.0], len(idx))
+    decay = rng.uniform(0.0002, 0.003) * sample_rate
+    burst = rng.standard_normal(int(6 * decay) + 1) * np.exp(-np.arange(int(6 * decay) + 1) / decay)
+    x = np.convolve(x, burst)[:n]
+    sos = butter(2, float(rng.uniform(300.0, 3000.0)), "highpass", fs=sample_rate, output="sos")
+    x = sosfilt(sos, x)
+    x /= np.sqrt(np.mean(x**2)) + 1e-12
+    return x + rng.uniform(0.0, 0.2) * rng.standard_normal(n)
+
+
+def knocks(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """Impacts 0.3-4 times a second, each a short noise burst plus one to three damped resonances
+    (100-4000 Hz, 10-150 ms): tapping, dishes, tools, doors, a table being bumped."""
+    x = np.zeros(n)
+    for start in _onsets(rng, n, sample_rate, float(rng.uniform(0.3, 4.0))):
+        m = min(n - start, int(0.4 * sample_rate))
+        t = np.arange(m) / sample_rate
+        hit = rng.uniform(0.1, 1.0) * rng.standard_normal(m) * np.exp(-t / rng.uniform(0.002, 0.02))
+        for _ in range(int(rng.integers(1, 4))):
+            f = float(np.exp(rng.uniform(np.log(100.0), np.log(4000.0))))
+            hit += rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) \
+                * np.exp(-t / rng.uniform(0.01, 0.15))
+        x[start:start + m] += rng.lognormal(0.0, 0.7) * hit
+    return x
+
+
+GENERATORS = {"hum": mains_hum, "whine": tonal_whine, "rumble": low_rumble, "crackle": crackle, "knock": knocks}
+
+
+def synthetic_noise(rng: np.random.Generator, n: int, sample_rate: int, kind: str | None = None,
+                    kinds: tuple[str, ...] = KINDS) -> tuple[np.ndarray, str]:
+    """``n`` samples of one procedural noise (``kind``, or one drawn from ``kinds`` when None),
+    unit RMS, and its kind."""
+    kind = kind or str(rng.choice(kinds))
     x = GENERATORS[kind](rng, n, sample_rate)
     rms = np.sqrt(np.mean(np.square(x))) + 1e-12
     return (x / rms).astype(np.float32), kind
