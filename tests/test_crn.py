@@ -236,14 +236,15 @@ def test_held_out_categories_never_reach_training(shared_data):
     assert seen and not seen & held
 
 
-def test_speed_perturbation_trains_but_never_reaches_the_validation_mixtures(shared_data):
+def test_augmentations_train_but_never_reach_the_validation_mixtures(shared_data):
     cfg = config_io.load(TrainConfig, REPO_ROOT / "configs" / "crn.yaml", [
         "data.simulated_rirs=0", "data.val_clips=2", f"data.speech=[{shared_data / 'speech' / 'librispeech_train-clean-100'}]",
         f"data.noise=[{shared_data / 'noise' / 'wind'}]", "data.rir=[]",
-        "data.mix.speed_probability=1.0", "data.mix.noise_speed_probability=1.0"])
+        "data.mix.speed_probability=1.0", "data.mix.noise_speed_probability=1.0", "data.mix.noise_eq_probability=1.0"])
     train_ds, val_ds = build_datasets(cfg, build_model("crn", **SMALL).stft_config, 16000)
     assert train_ds.mixer.config.speed_probability == 1.0 and train_ds.mixer.config.noise_speed_probability == 1.0
     assert val_ds.mixer.config.speed_probability == 0.0 and val_ds.mixer.config.noise_speed_probability == 0.0
+    assert train_ds.mixer.config.noise_eq_probability == 1.0 and val_ds.mixer.config.noise_eq_probability == 0.0
     assert val_ds.mixer.config.snr_range == train_ds.mixer.config.snr_range  # the rest is the training mix
 
 
