@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-KINDS = ("hum", "whine", "rumble")  # the default draw (before 1.1: the only kinds)
-IMPULSIVE_KINDS = ("crackle", "knock")
+KINDS = ("hum", "whine", "rumble")  # the default draw; "crackle" and "knock" are opt-in (MixConfig.synthetic_kinds)
 
 
 def _drifting_phase(rng: np.random.Generator, f0: float, n: int, sample_rate: int, drift: float) -> np.ndarray:
