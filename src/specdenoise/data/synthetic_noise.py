@@ -110,7 +110,8 @@ def crackle(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
     idx = _onsets(rng, n, sample_rate, float(np.exp(rng.uniform(np.log(2.0), np.log(300.0)))))
     x[idx] = rng.lognormal(0.0, 1.0, len(idx)) * rng.choice([-1.0, 1.0], len(idx))
     decay = rng.uniform(0.0002, 0.003) * sample_rate
-    burst = rng.standard_normal(int(6 * decay) + 1) * np.exp(-np.arange(int(6 * decay) + 1) / decay)
+    taps = np.arange(int(6 * decay) + 1)
+    burst = rng.standard_normal(len(taps)) * np.exp(-taps / decay)
     x = np.convolve(x, burst)[:n]
     sos = butter(2, float(rng.uniform(300.0, 3000.0)), "highpass", fs=sample_rate, output="sos")
     x = sosfilt(sos, x)
