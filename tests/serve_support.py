@@ -3,6 +3,7 @@ subprocess (the real command, for browser and load tests). Real noisy speech and
 come from tests/conftest.py, shared with the other test files."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -13,7 +14,11 @@ from conftest import cli_env, wait_until
 
 
 def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    """Files below ``folder`` now. The server deletes job folders while this walks them, so
+    ``os.walk`` (which skips a folder that vanished between listing and entering) is used
+    rather than ``Path.rglob`` (which raises FileNotFoundError on Python 3.11)."""
+    found = (Path(root) / name for root, _, names in os.walk(folder) for name in names)
+    return sorted(p for p in found if p.is_file())
 
 
 class ServerThread:
