@@ -10,17 +10,23 @@ level. Noise level is its plain RMS over the clip.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy.signal import butter, fftconvolve, sosfiltfilt
 
 from ..errors import SpecdenoiseError
 from .rooms import early_part
 from .synthetic_noise import GENERATORS, KINDS, infrasound, synthetic_noise
 
 CLIP_PEAK = 0.99
+# No voice has energy below this, and the speech sources carry a lot there: 26 of 150 VoxForge and
+# 6 of 251 LibriSpeech train-clean-100 files have a DC offset larger than their speech's RMS, some
+# have subsonic handling rumble. Between the silences that join utterances an offset becomes a
+# square wave, so targets held rumble that dominated some clips' energy: every denoiser removes it
+# and was scored as if it had lost speech (docs/RESULTS.md, "clean targets").
+SPEECH_HIGHPASS_HZ = 30.0
 
 
 class SilentSourceError(SpecdenoiseError):
@@ -52,6 +58,8 @@ class MixConfig:
     speed_range: tuple[float, float] = (0.9, 1.1)  # its speed factors (Kaldi's speed perturbation: 0.9/1.0/1.1)
     noise_speed_probability: float = 0.0  # share whose (first) noise recording is played faster/slower
     noise_speed_range: tuple[float, float] = (0.8, 1.25)
+    # speech loses what lies below this (Hz) before mixing; 0 keeps it (the offset still goes)
+    speech_highpass_hz: float = SPEECH_HIGHPASS_HZ
 
     def __post_init__(self) -> None:
         lo, hi = self.snr_range
@@ -75,6 +83,8 @@ class MixConfig:
             raise SpecdenoiseError(f"early_reflection_ms must lie in [0, 500], got {self.early_reflection_ms}")
         if self.clip_seconds <= 0:
             raise SpecdenoiseError(f"clip_seconds must be positive, got {self.clip_seconds}")
+        if not 0 <= self.speech_highpass_hz <= 100:
+            raise SpecdenoiseError(f"speech_highpass_hz must lie in [0, 100], got {self.speech_highpass_hz}")
 
 
 SNR_PRESETS = {"default": (-5.0, 20.0), "challenging": (0.1, 0.5)}
@@ -118,6 +128,31 @@ class Mixture:
     meta: dict[str, Any]
 
 
+def remove_offset(data: np.ndarray) -> np.ndarray:
+    """``data`` without its mean. A DC offset is inaudible but counts as power, so a noise file
+    with one would be mixed far quieter than its SNR says."""
+    return (data - data.mean(dtype=np.float64)).astype(np.float32)
+
+
+def remove_subsonic(data: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
+    """``data`` without its offset and without content below ``cutoff_hz`` (4th-order Butterworth
+    high-pass run forwards and backwards: no phase shift, so timing is kept)."""
+    centred = remove_offset(data)
+    if cutoff_hz <= 0 or len(centred) <= 15:  # 15: sosfiltfilt's edge padding for two sections
+        return centred
+    sos = butter(4, cutoff_hz, "highpass", fs=sample_rate, output="sos")
+    return sosfiltfilt(sos, centred).astype(np.float32)
+
+
+def condition_sources(pools: Pools, config: MixConfig) -> Pools:
+    """``pools`` with speech high-passed and noise centred, done once when a :class:`Mixer` is
+    made, so synth, dynamic mixing and packs (which store the sources as read) all mix the same
+    audio. Noise keeps its rumble: removing it is the denoiser's job."""
+    cutoff = config.speech_highpass_hz
+    speech = [remove_subsonic(x, config.sample_rate, cutoff) if cutoff > 0 else remove_offset(x) for x in pools.speech]
+    return replace(pools, speech=speech, noise=[remove_offset(x) for x in pools.noise])
+
+
 def loop_to_length(audio: np.ndarray, length: int, offset: int) -> np.ndarray:
     """``length`` samples of ``audio`` starting at ``offset``, wrapping around (looping)."""
     idx = (offset + np.arange(length)) % len(audio)
@@ -138,7 +173,7 @@ class Mixer:
     def __init__(self, pools: Pools, config: MixConfig):
         if not pools.speech or not pools.noise:
             raise SpecdenoiseError("the mixer needs at least one speech and one noise recording")
-        self.pools = pools
+        self.pools = condition_sources(pools, config)
         self.config = config
         self.groups = sorted(pools.speech_groups)
 
@@ -361,8 +396,6 @@ def _add_at_relative_level(noise: np.ndarray, other: np.ndarray, rel_db: float) 
 def random_channel_filter(rng: np.random.Generator, sample_rate: int) -> tuple[np.ndarray, str]:
     """A random microphone/channel response as second-order sections: band-limiting (telephone
     or cheap-microphone low-pass), a high-pass (small capsule, wind filter) or a random tilt EQ."""
-    from scipy.signal import butter
-
     nyq = sample_rate / 2
     kind = rng.choice(["lowpass", "highpass", "bandpass", "eq"])
     if kind == "lowpass":
