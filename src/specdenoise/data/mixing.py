@@ -148,8 +148,7 @@ def condition_sources(pools: Pools, config: MixConfig) -> Pools:
     """``pools`` with speech high-passed and noise centred, done once when a :class:`Mixer` is
     made, so synth, dynamic mixing and packs (which store the sources as read) all mix the same
     audio. Noise keeps its rumble: removing it is the denoiser's job."""
-    cutoff = config.speech_highpass_hz
-    speech = [remove_subsonic(x, config.sample_rate, cutoff) if cutoff > 0 else remove_offset(x) for x in pools.speech]
+    speech = [remove_subsonic(x, config.sample_rate, config.speech_highpass_hz) for x in pools.speech]
     return replace(pools, speech=speech, noise=[remove_offset(x) for x in pools.noise])
 
 
