@@ -65,5 +65,5 @@ def test_golden_metrics_on_shipped_examples(model, name):
     assert gain >= GOLDEN_SI_SDR_GAIN_DB[model, name], f"{model} on {name}: SI-SDR gain {gain:.2f} dB"
     quality = pesq_wb(clean, denoised, sr)
     assert quality >= GOLDEN_PESQ_WB[model, name], f"{model} on {name}: PESQ-WB {quality:.3f}"
-    assert stoi(clean, denoised, sr) >= stoi(clean, noisy, sr) - 0.02  # example2: 0.965 -> 0.963 (unet 0.954)
+    assert stoi(clean, denoised, sr) >= stoi(clean, noisy, sr) - 0.02  # example2: 0.965 -> 0.970 (realtime 0.967, unet 0.954)
     assert len(denoised) == len(noisy) and np.isfinite(denoised).all()
