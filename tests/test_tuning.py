@@ -82,7 +82,7 @@ def _write_space(tmp_path: Path, body: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["unet", "cnn", "stft"])
+@pytest.mark.parametrize("name", ["unet", "cnn", "stft", "crn_finetune"])
 def test_shipped_search_spaces_build_valid_configs(name):
     space = tuning.load_search_space(TUNING / f"{name}.yaml")
     assert tuning.check_space(space) > 0
@@ -93,6 +93,22 @@ def test_shipped_search_spaces_build_valid_configs(name):
         for key, value in sampled.items():
             if "." in key:
                 assert tuning.get_key(final, key) == next(p for p in space.params if p.name == key).value_of(value)
+
+
+def test_finetune_space_fits_the_shipped_weights_in_every_corner():
+    """Every corner trial of tuning/crn_finetune.yaml starts from `default` and builds a model its
+    weights load into: the space searches how to adapt them, never the architecture."""
+    from specdenoise.training.config import build_model
+    from specdenoise.training.trainer import init_weights_from
+
+    space = tuning.load_search_space(TUNING / "crn_finetune.yaml")
+    searched = {p.name for p in space.params}
+    assert not any(key.startswith(("model.", "stft.")) for key in searched)
+    samples, _ = tuning.corner_samples(space)
+    for final, _ in samples:
+        cfg = config_io.from_dict(TrainConfig, final)
+        assert cfg.run.init_from == "default" and cfg.data.dynamic_mix
+        init_weights_from(build_model(cfg), cfg.run.init_from)  # raises on any architecture difference
 
 
 def test_stft_space_is_exactly_the_valid_grid():
@@ -511,3 +527,25 @@ def test_worker_that_loses_the_creation_race_joins_with_its_own_seed(tmp_path, m
     looks.clear()
     with pytest.raises(SpecdenoiseError, match="just created by another process; pass --resume"):
         study_module._open_study(study_module.TuneOptions(search_space="unused.yaml", study="race", storage=url), plan)
+
+
+@pytest.mark.slow
+def test_finetune_study_starts_from_the_shipped_weights(shared_data, tmp_path):
+    """One real trial of tuning/crn_finetune.yaml on real sources: it fine-tunes `default` (its first
+    validation, two steps in, already improves SI-SDR by several dB; an untrained CRN's mask does not),
+    and best.yaml keeps init_from so training the winner continues from the same weights."""
+    out, storage = tmp_path / "ft", f"sqlite:///{tmp_path / 'optuna.db'}"
+    noise = [shared_data / "noise" / name for name in ("hvac_air_conditioning", "music")]
+    _cli("tune", "--search-space", str(TUNING / "crn_finetune.yaml"), "--study", "ft", "--out", str(out),
+         "--storage", storage, "--trials", "1", "--budget-steps", "2", "--eval-every", "2", "--tracker", "none",
+         f"data.speech=[{shared_data / 'speech' / 'librispeech_train-clean-100'}]",
+         f"data.noise=[{','.join(str(n) for n in noise)}]", f"data.rir=[{shared_data / 'rir'}]",
+         "data.simulated_rirs=0", "data.val_clips=4", "data.batch_size=2", "data.crop_seconds=1.0",
+         "data.examples_per_epoch=8", "run.threads=1", "run.pesq_stoi_clips=0", "run.progress=false")
+    (trial,) = optuna.load_study(study_name="ft", storage=storage).trials
+    assert trial.state == TrialState.COMPLETE
+    logged = [json.loads(line) for line in (out / "trial_0000" / "metrics.jsonl").read_text().splitlines()]
+    (first,) = [row for row in logged if "val/si_sdr_improvement" in row]
+    assert first["step"] == 2 and first["val/si_sdr_improvement"] > 3.0, first
+    best = config_io.load(TrainConfig, out / "best.yaml")
+    assert best.run.init_from == "default" and best.optim.lr == pytest.approx(trial.params["optim.lr"])
