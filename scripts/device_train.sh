@@ -8,14 +8,14 @@
 #   there:  OUT=<folder that comes back> MINUTES=7.5 [PACK=.gpupack/crn2 BATCH=64 WORKERS=7 RUNS="a b" \
 #               LR_A=0.0015 INIT=default LR_B=0.003 INIT_B= WARMUP_B=500 BF16=false DEVICE=cuda] bash scripts/device_train.sh
 #
-# Next for issue 10 (docs/RESULTS.md, thirteenth to sixteenth sessions): a pack written with the DNSMOS floor
+# Next for issue 10 (docs/RESULTS.md, thirteenth to seventeenth sessions): a pack written with the DNSMOS floor
 #   (specdenoise pack ... data.speech_min_bak=3.8) and RUNS=a INIT=checkpoints/crn_quality_wip.pt LR_A=0.0005
 #   A_ARGS="data.mix.speed_probability=0.5 data.mix.noise_speed_probability=0.5 data.mix.snr_range=[-5,25] loss.mag_under=25
 #   data.mix.noise_eq_probability=0.3 data.mix.synthetic_kinds=[hum,whine,rumble,crackle,knock] data.mix.synthetic_noise_probability=0.3"
 #   (keep the 3-s crops of configs/crn.yaml: 6-s crops cost slow-drift removal on the CPU). Packs store the sources
 #   as read and the Mixer conditions them (speech without offset and < 30 Hz, since the sixteenth session), so a
 #   pack written earlier gives the same clean targets; judge a result on the whole test split's PESQ-WB per SNR
-#   bucket (the sixteenth session's weights gained everywhere else and lost 0.005 there).
+#   bucket (the sixteenth and seventeenth sessions' CPU weights gained everywhere else and lost 0.005 / 0.004 there; on the CPU the recipe now trades PESQ-WB for suppression, so also try the wider crn-64 here).
 #
 # The RUNS share the GPU, each with its own WORKERS loader processes, for MINUTES of training each
 # (run.max_minutes: the cosine schedule follows the clock, then a last validation + checkpoint):
