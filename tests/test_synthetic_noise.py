@@ -41,6 +41,18 @@ def test_hum_is_harmonic_on_a_mains_fundamental():
         assert _flatness(power) < 0.05 * white
 
 
+def test_low_tone_is_one_dominant_line_between_40_and_130_hz():
+    peaks = []
+    for seed in range(8):
+        x, _ = synthetic_noise(np.random.default_rng(seed), 4 * RATE, RATE, "low_tone")
+        freqs, power = _spectrum(x)
+        peak = freqs[np.argmax(power)]
+        assert 38 <= peak <= 133, peak
+        assert power[np.abs(freqs - peak) < 3].sum() > 0.6  # the fundamental carries most of the power
+        peaks.append(peak)
+    assert np.ptp(peaks) > 20  # drawn across the range, not one mains frequency
+
+
 def test_whine_is_tonal_and_rumble_is_low():
     below_20 = []
     for seed in range(8):

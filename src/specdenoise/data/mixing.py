@@ -51,7 +51,7 @@ class MixConfig:
     clip_probability: float = 0.0  # share whose noisy input is clipped (target stays unclipped)
     early_reflection_ms: float = 0.0  # >0: reverberant speech's target keeps only this much after the direct path
     synthetic_noise_probability: float = 0.0  # share with a procedural hum/whine/rumble (data/synthetic_noise.py)
-    synthetic_kinds: tuple[str, ...] = KINDS  # which procedural noises it draws from (+ "crackle", "knock")
+    synthetic_kinds: tuple[str, ...] = KINDS  # which procedural noises it draws from (+ "crackle", "knock", "low_tone")
     noise_eq_probability: float = 0.0  # share whose noise alone gets a random colouring (tilt + peaks)
     infrasound_probability: float = 0.0  # share whose noise gets an infrasonic drift (< 20 Hz) added
     speed_probability: float = 0.0  # share whose speech is played faster/slower (pitch and tempo together)

@@ -1,13 +1,13 @@
 """Procedural noises for training: mains hum and buzz, tonal whine, low rumble and thumps,
-crackle and knocks.
+crackle and knocks, a dominant low tone.
 
 Why: these are common in real recordings (ground loops, chargers, fans, coil whine, handling and
 footfall) but rare in the recorded noise collection (3 electrical-hum files, 4 synthetic mains
 hums), so a model sees too few of them to learn their fine harmonic structure. Drawing them with
 random parameters gives endless variety without taking anything from the validation or test
 noise files. Each generator returns float32 noise of unit RMS; the mixer sets its level.
-Crackle and knocks (impulsive noise: static, contact noise, dishes, tapping, handling) are
-opt-in through ``MixConfig.synthetic_kinds`` so that corpora drawn before they existed stay
+Crackle and knocks (impulsive noise: static, contact noise, dishes, tapping, handling) and the
+low tone are opt-in through ``MixConfig.synthetic_kinds`` so that corpora drawn before they existed stay
 identical.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-KINDS = ("hum", "whine", "rumble")  # the default draw; "crackle" and "knock" are opt-in (MixConfig.synthetic_kinds)
+KINDS = ("hum", "whine", "rumble")  # the default draw; "crackle", "knock", "low_tone" are opt-in (MixConfig.synthetic_kinds)
 
 
 def _drifting_phase(rng: np.random.Generator, f0: float, n: int, sample_rate: int, drift: float) -> np.ndarray:
@@ -135,7 +135,33 @@ def knocks(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
     return x
 
 
-GENERATORS = {"hum": mains_hum, "whine": tonal_whine, "rumble": low_rumble, "crackle": crackle, "knock": knocks}
+def low_tone(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """One strong tone at 40-130 Hz that carries most of the power (a fundamental with weak
+    harmonics, slight drift), steady or switching on and off with soft edges (a loose connection).
+    Why: in :func:`mains_hum` the fundamental competes with a harmonic series, and since the
+    clean-target change the CRN removed a lone dominant tone near 50 Hz worse than crn-1.0 did
+    (docs/RESULTS.md, "Tried on 2026-12-07 (nineteenth session)"); off-mains frequencies cover
+    motors, transformers on other grids and sped-up or slowed recordings."""
+    f0 = float(np.exp(rng.uniform(np.log(40.0), np.log(130.0))))
+    phase = _drifting_phase(rng, f0, n, sample_rate, drift=rng.uniform(0.0, 0.003))
+    x = np.sin(phase)
+    for h in range(2, int(rng.integers(2, 6)) + 1):
+        x += rng.uniform(0.0, 0.2) / h * np.sin(h * phase + rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.3:  # intermittent: on/off segments of 0.1-1.5 s, 10-ms ramps
+        gate = np.zeros(n)
+        start, on = 0, bool(rng.random() < 0.5)
+        while start < n:
+            length = int(rng.uniform(0.1, 1.5) * sample_rate)
+            gate[start:start + length] = float(on)
+            start, on = start + length, not on
+        ramp = max(1, int(0.01 * sample_rate))
+        gate = np.convolve(gate, np.ones(ramp) / ramp, mode="same")
+        x = x * (gate + 0.02)
+    return x * _slow_envelope(rng, n, rng.uniform(0.0, 0.2))
+
+
+GENERATORS = {"hum": mains_hum, "whine": tonal_whine, "rumble": low_rumble, "crackle": crackle, "knock": knocks,
+              "low_tone": low_tone}
 
 
 def synthetic_noise(rng: np.random.Generator, n: int, sample_rate: int, kind: str | None = None,
