@@ -13,6 +13,7 @@ command line, caches and random checkpoints the same way:
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import subprocess
@@ -92,6 +93,14 @@ def wait_until(predicate, timeout: float = 30.0, step: float = 0.05):
 
 
 # --- the command line in a subprocess ----------------------------------------------------------
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (scripts are not a package), for testing its functions."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -2,23 +2,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_ROOT, cli_env
+from conftest import REPO_ROOT, cli_env, load_script
 
 SCRIPT = REPO_ROOT / "scripts" / "reference_dnsmos.py"
 FIELDS = ("system", "file", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "status")
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("reference_dnsmos", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(system: str, values: dict[str, float]) -> list[dict[str, str]]:
@@ -37,7 +29,7 @@ def _split():
 
 def test_groups_split_rooms_and_reference_quality_quartiles():
     per_file, refs, meta = _split()
-    rows = {r["group"]: r for r in _module().compare(per_file, refs, meta, ["a", "b"])}
+    rows = {r["group"]: r for r in load_script("reference_dnsmos").compare(per_file, refs, meta, ["a", "b"])}
     assert rows["all"]["clips"] == 8 and rows["dry"]["clips"] == 4 and rows["room"]["clips"] == 4
     assert rows["all"]["reference dnsmos_ovrl"] == pytest.approx(4.5)
     assert rows["dry"]["reference dnsmos_ovrl"] == pytest.approx((1 + 3 + 5 + 7) / 4)  # even clips are dry
@@ -51,7 +43,7 @@ def test_groups_split_rooms_and_reference_quality_quartiles():
 def test_a_missing_score_is_an_error_not_a_smaller_mean():
     per_file, refs, meta = _split()
     with pytest.raises(ValueError, match="no score"):
-        _module().compare(per_file[1:], refs, meta, ["a"])
+        load_script("reference_dnsmos").compare(per_file[1:], refs, meta, ["a"])
 
 
 def test_command_prints_a_markdown_table(tmp_path):

@@ -1,22 +1,14 @@
 """scripts/residual_bands.py: the residual of a denoised example, per frequency band."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import numpy as np
 
-from conftest import REPO_ROOT, cli_env
+from conftest import REPO_ROOT, cli_env, load_script
 
 SCRIPT = REPO_ROOT / "scripts" / "residual_bands.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("residual_bands", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_residual_shows_in_its_own_band_and_the_reference_does_not(rng):
@@ -24,7 +16,7 @@ def test_a_residual_shows_in_its_own_band_and_the_reference_does_not(rng):
     t = np.arange(4 * rate) / rate
     clean = rng.standard_normal(len(t)).astype(np.float32) * 0.1
     drift = 0.01 * np.sin(2 * np.pi * 10 * t)  # 10 Hz: the 0-20 Hz band
-    residual_bands = _module().residual_bands
+    residual_bands = load_script("residual_bands").residual_bands
     bands = residual_bands(3.0 * clean + drift, clean, rate)  # the scaled reference is not error
     assert int(np.argmax(bands)) == 0 and bands[0] > max(bands[1:]) + 30
     assert max(residual_bands(2.0 * clean, clean, rate)) < -150  # no residual at all

@@ -1,7 +1,6 @@
 """scripts/tone_probe.py: SI-SDR of models on clean speech plus one strong low tone."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -9,22 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO_ROOT, cli_env, speech_and_noise_files
+from conftest import REPO_ROOT, cli_env, load_script, speech_and_noise_files
 
 SCRIPT = REPO_ROOT / "scripts" / "tone_probe.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("tone_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_tone_is_added_at_the_asked_snr_and_frequency(rng):
     rate = 16000
     clean = (0.1 * rng.standard_normal(2 * rate)).astype(np.float32)
-    noisy = _module().add_tone(clean, rate, 49.5, 8.0, np.random.default_rng(0))
+    noisy = load_script("tone_probe").add_tone(clean, rate, 49.5, 8.0, np.random.default_rng(0))
     tone = noisy.astype(np.float64) - clean
     assert 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(tone**2)) == pytest.approx(8.0, abs=0.01)
     freqs = np.fft.rfftfreq(len(tone), 1 / rate)
