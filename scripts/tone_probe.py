@@ -19,6 +19,7 @@ import numpy as np
 from specdenoise import audio
 from specdenoise.enhance import Denoiser
 from specdenoise.enhance.denoiser import PRETRAINED
+from specdenoise.errors import SpecdenoiseError
 from specdenoise.metrics import si_sdr
 
 
@@ -50,7 +51,10 @@ def main() -> None:
     for freq in args.freqs:
         scores = {m: [] for m, _ in models}
         for path in paths:
-            clean, rate = audio.read(path)
+            try:
+                clean, rate = audio.read(path)
+            except SpecdenoiseError as exc:  # names the file and the problem in one line
+                raise SystemExit(str(exc)) from None
             noisy = add_tone(clean, rate, freq, args.snr, rng)
             for name, denoiser in models:
                 scores[name].append(si_sdr(clean, denoiser(noisy, rate)))

@@ -39,3 +39,9 @@ def test_the_script_tables_each_model_per_frequency(tmp_path, shared_data):
 def test_an_empty_folder_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "default"], capture_output=True, text=True, env=cli_env())
     assert proc.returncode != 0 and "no .wav or .flac files" in proc.stderr
+
+
+def test_a_corrupt_file_is_a_one_line_error_naming_it(tmp_path):
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEnot audio")
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "default"], capture_output=True, text=True, env=cli_env())
+    assert proc.returncode != 0 and "broken.wav" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
