@@ -16,7 +16,6 @@ from scipy.signal import welch
 
 from specdenoise.demo import load_example
 from specdenoise.enhance import Denoiser
-from specdenoise.enhance.denoiser import PRETRAINED
 from specdenoise.metrics import si_sdr
 
 EDGES_HZ = (0, 20, 100, 500, 2000, 8000)
@@ -43,7 +42,7 @@ def main() -> None:
     print("| model | SI-SDR dB | " + " | ".join(f"residual {b} dB" for b in bands) + " |")
     print("|---|---:|" + "---:|" * len(bands))
     for name in args.models:
-        den = Denoiser.from_pretrained(name) if name in PRETRAINED else Denoiser.from_checkpoint(name)
+        den = Denoiser.load(name)
         estimate = np.asarray(den(noisy, rate), dtype=np.float32)
         n = min(len(estimate), len(clean))
         power = residual_bands(estimate[:n], clean[:n], rate)

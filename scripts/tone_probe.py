@@ -18,7 +18,6 @@ import numpy as np
 
 from specdenoise import audio
 from specdenoise.enhance import Denoiser
-from specdenoise.enhance.denoiser import PRETRAINED
 from specdenoise.errors import SpecdenoiseError
 from specdenoise.metrics import si_sdr
 
@@ -44,7 +43,7 @@ def main() -> None:
     paths = sorted(p for p in args.clean_dir.iterdir() if p.suffix in (".wav", ".flac"))[: args.files]
     if not paths:
         raise SystemExit(f"{args.clean_dir}: no .wav or .flac files")
-    models = [(m, Denoiser.from_pretrained(m) if m in PRETRAINED else Denoiser.from_checkpoint(m)) for m in args.models]
+    models = [(m, Denoiser.load(m)) for m in args.models]
     print(f"| tone Hz ({len(paths)} files, {args.snr:g} dB) | " + " | ".join(m for m, _ in models) + " |")
     print("|---:|" + "---:|" * len(models))
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ import soxr
 import torch
 
 from conftest import noisy_speech, random_checkpoint
-from specdenoise.enhance import Denoiser, denoise_file, pretrained_path
+from specdenoise.enhance import PRETRAINED, Denoiser, denoise_file, model_path, pretrained_path
 from specdenoise.errors import AudioError, ConfigError
 
 PACKAGE = Path(str(resources.files("specdenoise")))
@@ -254,6 +254,21 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_unknown_pretrained_name():
     with pytest.raises(ConfigError, match="unknown pretrained"):
         pretrained_path("nope")
+
+
+def test_load_takes_a_shipped_name_or_a_checkpoint_path(tiny_ckpt, rng):
+    """``Denoiser.load`` (behind every ``--model`` option): a name resolves to the shipped file,
+    anything else is a path, and both load the same way as the explicit constructors."""
+    for name in PRETRAINED:
+        assert model_path(name) == pretrained_path(name)
+    assert model_path(tiny_ckpt) == Path(tiny_ckpt)
+    assert Denoiser.load("default").source == Denoiser.from_pretrained("default").source
+    x = rng.standard_normal(16000).astype(np.float32) * 0.1
+    np.testing.assert_array_equal(Denoiser.load(str(tiny_ckpt))(x, 16000), Denoiser.from_checkpoint(tiny_ckpt)(x, 16000))
+    from specdenoise.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not found"):
+        Denoiser.load("nope")  # not a shipped name, so a (missing) path
 
 
 def test_silence_stays_silent(tiny):

@@ -174,14 +174,9 @@ def test_model_systems_are_built_through_the_denoiser_api(monkeypatch, tmp_path)
             self.source = source
 
         @classmethod
-        def from_pretrained(cls, name="default"):
-            loaded.append(f"pretrained:{name}")
-            return cls(name)
-
-        @classmethod
-        def from_checkpoint(cls, path):
-            loaded.append(Path(path).name)
-            return cls(path)
+        def load(cls, name_or_path):
+            loaded.append(name_or_path if name_or_path in fake.PRETRAINED else Path(name_or_path).name)
+            return cls(name_or_path)
 
         def __call__(self, signal, rate):
             assert rate == 16000 and signal.dtype == np.float32
@@ -196,7 +191,7 @@ def test_model_systems_are_built_through_the_denoiser_api(monkeypatch, tmp_path)
     systems = peers.build_systems(["default", str(checkpoint), str(checkpoint), "unet"], ["noisy"])
     assert [name for name, _ in systems] == ["noisy", "specdenoise", "specdenoise:best", "specdenoise:best#2",
                                              "specdenoise:unet"]
-    assert loaded == ["pretrained:default", "best.pt", "best.pt", "pretrained:unet"]
+    assert loaded == ["default", "best.pt", "best.pt", "unet"]
     signal = np.ones(100, np.float32)
     assert np.allclose(systems[1][1](signal, 16000), 0.5)
 

@@ -93,3 +93,14 @@ def test_unet_offline_graph_backend(tmp_path, shared_data, rng):
     x = noisy_speech(shared_data, rng, 1.3, rate=22050)
     np.testing.assert_allclose(Denoiser(model, backend="onnx", chunk_seconds=0.5)(x, 22050),
                                Denoiser(model, chunk_seconds=0.5)(x, 22050), atol=1e-4)
+
+
+
+def test_crn_offline_export_points_to_streaming(crn_ckpt, tmp_path):
+    """A causal model's offline graph would come out with the example's frame count frozen into its
+    GRUs (measured: onnxruntime then fails on any other length), so ``export`` without
+    ``--streaming`` refuses it in one line, names the fix and writes nothing."""
+    out = tmp_path / "crn_offline.onnx"
+    proc = run_cli("export", crn_ckpt, "--onnx", out, check=False)
+    assert proc.returncode != 0 and "--streaming" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()

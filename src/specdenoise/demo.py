@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import audio
-from .enhance import PRETRAINED, Denoiser
+from .enhance import Denoiser
 from .errors import ConfigError, SpecdenoiseError
 from .metrics import pesq_wb, si_sdr, stoi
 from .plots import plot_spectrograms
@@ -46,7 +46,7 @@ def run_demo(out: str | Path, example: str = "example1", model: str = "default",
         if (out / name).exists() and not force:
             raise SpecdenoiseError(f"{out / name}: exists (use --force to replace it)")
     noisy, clean, sr, entry = load_example(example)
-    denoiser = Denoiser.from_pretrained(model) if model in PRETRAINED else Denoiser.from_checkpoint(model)
+    denoiser = Denoiser.load(model)
     denoised = denoiser(noisy, sr)
     wav = audio.write(out / "denoised.wav", denoised, sr, overwrite=force)
     png = plot_spectrograms({"noisy input": noisy, "denoised (specdenoise)": denoised, "clean reference": clean},

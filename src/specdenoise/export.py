@@ -8,7 +8,9 @@ with the next frame. The STFT and overlap-add stay outside the graph (they are a
 any language); the model's rate, STFT settings and state shapes are written into the graph's
 metadata. Only causal models can be exported this way: a model that looks at future frames (the
 U-Net) is refused in one line. The **offline** graph (no ``--streaming``) maps a whole
-spectrogram ``[1, n_freqs, frames, 2]`` to the enhanced one.
+spectrogram ``[1, n_freqs, frames, 2]`` to the enhanced one; it is for non-causal models (a causal
+model's GRUs come out of the exporter with the example's frame count frozen in, so it is refused
+and pointed to ``--streaming``).
 
 Complex tensors go through the exporter's complex support (``dynamo=True``); its graph
 optimiser is off because it dropped the ``+ 1e-8`` guards inside square roots (measured: NaN
@@ -91,6 +93,11 @@ def to_onnx_bytes(model, streaming: bool = True) -> bytes:
                                  output_names=["enhanced", *[f"state_out_{i}" for i in range(len(state))]])
             meta["state_shapes"] = json.dumps([list(s.shape) for s in state])
         else:
+            if getattr(model, "causal", False) and hasattr(model, "forward_frames"):
+                # measured with torch 2.13: the exporter freezes the GRU's frame count at the example's,
+                # so the graph would fail (or worse) on any other length; the streaming graph has no such limit
+                raise ExportError(f"model {meta['model']!r} is causal: export it with --streaming (one frame and "
+                                  "its state per call); its offline graph cannot take a varying number of frames")
             frames = torch.export.Dim("frames", min=1, max=1 << 22)
             example = torch.zeros(1, n_freqs, 4 * model.frame_multiple, 2)
             prog = _quiet_export(_OfflineGraph(model), (example,), None, input_names=["spec"],

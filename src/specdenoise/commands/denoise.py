@@ -26,7 +26,7 @@ def run(args) -> int:
 
     import torch
 
-    from ..enhance import PRETRAINED, Denoiser, plan_batch, run_batch
+    from ..enhance import Denoiser, plan_batch, run_batch
     from ..errors import ConfigError, shown
 
     cpus = os.cpu_count() or 1
@@ -38,8 +38,7 @@ def run(args) -> int:
                 else args.strength)
     kwargs = {"strength": strength, "chunk_seconds": args.chunk_seconds, "threads": args.threads or None}
     jobs = plan_batch(args.inputs, args.out)  # every output decided before anything is written
-    denoiser = (Denoiser.from_pretrained(args.model, **kwargs) if args.model in PRETRAINED
-                else Denoiser.from_checkpoint(args.model, **kwargs))
+    denoiser = Denoiser.load(args.model, **kwargs)
     from tqdm import tqdm
 
     failures = 0

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..enhance import PRETRAINED, pretrained_path
+    from ..enhance import model_path
     from ..errors import ConfigError, shown
     from ..export import export_onnx, onnx_metadata
     from ..models import model_from_checkpoint
@@ -23,7 +23,7 @@ def run(args) -> int:
     target = Path(args.onnx)
     if target.exists() and not args.force:
         raise ConfigError(f"{shown(target)}: output exists (use --force to replace it)")
-    model = model_from_checkpoint(pretrained_path(args.model) if args.model in PRETRAINED else args.model)
+    model = model_from_checkpoint(model_path(args.model))
     export_onnx(model, target, streaming=args.streaming)
     meta = onnx_metadata(target)
     kind = "streaming (one frame + state per call)" if args.streaming else "offline (whole spectrogram)"

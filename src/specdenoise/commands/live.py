@@ -46,11 +46,11 @@ def run(args) -> int:
     record = _record_path(args)
     import contextlib
 
-    from ..enhance import PRETRAINED, pretrained_path
+    from ..enhance import model_path
     from ..live import VirtualMic, meter, run_live, run_pulse
     from ..streaming import StreamingDenoiser
 
-    model = pretrained_path(args.model) if args.model in PRETRAINED else args.model
+    model = model_path(args.model)
     denoiser = StreamingDenoiser(model, args.rate, channels=args.channels, strength=args.strength,
                                  backend=args.backend, threads=1)
     mic = VirtualMic(args.virtual_mic, args.rate, args.channels) if args.virtual_mic else contextlib.nullcontext()

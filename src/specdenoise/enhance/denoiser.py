@@ -40,6 +40,12 @@ def pretrained_path(name: str = "default") -> Path:
     return path
 
 
+def model_path(name_or_path: str | Path) -> Path:
+    """The file behind a model argument: a shipped model's name (a key of :data:`PRETRAINED`)
+    or else a checkpoint path. Every ``--model`` option resolves through here."""
+    return pretrained_path(str(name_or_path)) if str(name_or_path) in PRETRAINED else Path(name_or_path)
+
+
 def _finite_number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -108,6 +114,11 @@ class Denoiser:
     @classmethod
     def from_pretrained(cls, name: str = "default", **kwargs) -> "Denoiser":
         return cls.from_checkpoint(pretrained_path(name), **kwargs)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "default", **kwargs) -> "Denoiser":
+        """A shipped model by name ("default", "realtime", "unet") or any checkpoint by path."""
+        return cls.from_checkpoint(model_path(name_or_path), **kwargs)
 
     @staticmethod
     def attenuation_to_strength(limit_db: float) -> float:

@@ -241,11 +241,9 @@ class ModelSystem:
             raise SpecdenoiseError(f"the specdenoise model system is unavailable ({exc})") from None
         if spec in PRETRAINED:
             self.name = "specdenoise" if spec == "default" else f"specdenoise:{spec}"
-            self.denoiser = Denoiser.from_pretrained(spec)
         else:
-            path = Path(spec)
-            self.name = f"specdenoise:{path.stem}"
-            self.denoiser = Denoiser.from_checkpoint(path)
+            self.name = f"specdenoise:{Path(spec).stem}"
+        self.denoiser = Denoiser.load(spec)
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         return np.asarray(self.denoiser(np.asarray(audio, np.float32), sample_rate), np.float32)

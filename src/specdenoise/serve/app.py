@@ -64,10 +64,9 @@ def create_app(config: ServeConfig | None = None, denoiser=None) -> FastAPIOffli
     of it that differ only in strength and share its weights."""
     config = config or ServeConfig()
     if denoiser is None:
-        from ..enhance import PRETRAINED, Denoiser
+        from ..enhance import Denoiser
 
-        denoiser = (Denoiser.from_pretrained(config.model) if config.model in PRETRAINED
-                    else Denoiser.from_checkpoint(config.model))
+        denoiser = Denoiser.load(config.model)
     state: dict = {}  # the JobManager, once the lifespan has started it
 
     app = FastAPIOffline(title="specdenoise", version=__version__, lifespan=_lifespan(config, denoiser, state),

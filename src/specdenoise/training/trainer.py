@@ -224,9 +224,9 @@ def init_weights_from(model, source: str | Path) -> str:
     ``model`` for fine-tuning. Architecture, STFT and sample rate must match; otherwise a
     one-line error names every difference. Weight-free output options (``model.output_options``,
     e.g. the CRN's ``low_cut_hz``) may differ: the configured value is kept. Returns the resolved source path."""
-    from ..enhance import PRETRAINED, pretrained_path
+    from ..enhance import model_path
 
-    path = pretrained_path(str(source)) if str(source) in PRETRAINED else Path(source)
+    path = model_path(source)
     package = load_checkpoint(path)
     theirs = package.get("model", {}) if isinstance(package, dict) else {}
     ours = {"name": model.name, "config": model.config()}
