@@ -8,7 +8,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a shipped model (default = the CRN with 16 ms look-ahead, realtime = the strictly causal CRN, unet = the previous U-Net) or a checkpoint path")
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the graph")
     parser.add_argument("--streaming", action="store_true",
-                        help="frame-by-frame graph that takes and returns the state tensors (causal models only)")
+                        help="frame-by-frame graph that takes and returns the state tensors (causal models only, "
+                             "and required for them: the shipped CRNs export this way)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
