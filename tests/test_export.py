@@ -95,7 +95,6 @@ def test_unet_offline_graph_backend(tmp_path, shared_data, rng):
                                Denoiser(model, chunk_seconds=0.5)(x, 22050), atol=1e-4)
 
 
-
 def test_crn_offline_export_points_to_streaming(crn_ckpt, tmp_path):
     """A causal model's offline graph would come out with the example's frame count frozen into its
     GRUs (measured: onnxruntime then fails on any other length), so ``export`` without
