@@ -30,7 +30,7 @@ from torch import nn
 
 from .errors import ConfigError, SpecdenoiseError, first_line
 from .fileio import atomic_write
-from .streaming import require_causal
+from .streaming import is_causal, require_causal
 
 
 class ExportError(SpecdenoiseError):
@@ -93,7 +93,7 @@ def to_onnx_bytes(model, streaming: bool = True) -> bytes:
                                  output_names=["enhanced", *[f"state_out_{i}" for i in range(len(state))]])
             meta["state_shapes"] = json.dumps([list(s.shape) for s in state])
         else:
-            if getattr(model, "causal", False) and hasattr(model, "forward_frames"):
+            if is_causal(model):
                 # measured with torch 2.13: the exporter freezes the GRU's frame count at the example's,
                 # so the graph would fail (or worse) on any other length; the streaming graph has no such limit
                 raise ExportError(f"model {meta['model']!r} is causal: export it with --streaming (one frame and "

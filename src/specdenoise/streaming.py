@@ -45,8 +45,13 @@ class NonFiniteOutput(SpecdenoiseError):
     """The model produced NaN or Inf (diverged weights): never to be played or written."""
 
 
+def is_causal(model) -> bool:
+    """Whether ``model`` can run frame by frame with state (it says it is causal and has ``forward_frames``)."""
+    return bool(getattr(model, "causal", False)) and hasattr(model, "forward_frames")
+
+
 def require_causal(model, what: str = "streaming") -> None:
-    if not getattr(model, "causal", False) or not hasattr(model, "forward_frames"):
+    if not is_causal(model):
         raise NotCausalError(
             f"model {getattr(model, 'name', type(model).__name__)!r} is not causal (it looks at future frames), "
             f"so it cannot be used for {what}; use a causal model such as 'crn'")

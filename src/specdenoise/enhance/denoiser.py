@@ -92,12 +92,12 @@ class Denoiser:
         self.chunk = max(align, int(round(chunk_seconds * model.sample_rate / align)) * align)
         self.context = max(align, min_context, _ceil_to(context_seconds * model.sample_rate, align))
         # "onnx": the same model exported and run on onnxruntime (streaming graph for causal models)
-        from ..streaming import BACKENDS, make_step
+        from ..streaming import BACKENDS, is_causal, make_step
 
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
-        self.causal = bool(getattr(model, "causal", False)) and hasattr(model, "forward_frames")
+        self.causal = is_causal(model)
         self.step = make_step(model, backend) if self.causal else None
         self.onnx = None
         if backend == "onnx" and not self.causal:
