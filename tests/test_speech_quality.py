@@ -1,6 +1,6 @@
 """The DNSMOS floor on training speech (data/quality.py, data.speech_min_bak / speech_min_sig):
-noisy speech scores lower and is dropped, scores are cached per file and rescored when a file
-changes, and the trainer's pools leave out exactly the files below the floor."""
+noisy speech scores lower and is dropped, scores are cached by content (rescored when a file
+changes, not when it is copied or touched), and the trainer's pools leave out exactly the files below the floor."""
 from __future__ import annotations
 
 import subprocess
@@ -61,6 +61,13 @@ def test_noisy_speech_scores_lower_is_dropped_and_cached(shared_data, tmp_path, 
     assert rescored == [str(noisy.path.resolve())] and again[noisy.path].bak == 1.0
     assert again[clean.path] == scores[clean.path]
 
+    moved = tmp_path / "copied" / "clean.wav"  # a re-synced data folder: same bytes, new path and mtime
+    moved.parent.mkdir()
+    moved.write_bytes(clean.path.read_bytes())
+    copy = SourceFile(moved, "speech", "test", duration=clean.duration)
+    assert score_speech([copy], tmp_path / "cache", workers=1)[moved] == scores[clean.path]
+    assert len(rescored) == 1
+
 
 def test_trainer_pools_leave_out_speech_below_the_floor(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("SPECDENOISE_CACHE", str(tmp_path / "cache"))
@@ -71,7 +78,7 @@ def test_trainer_pools_leave_out_speech_below_the_floor(shared_data, tmp_path, m
     floored, _, _ = dynamic_mix_pools(config_io.load(TrainConfig, None, [*base, "data.speech_min_bak=3.8"]), RATE,
                                       with_validation=False)
     cached = quality._read_cache(tmp_path / "cache" / quality.CACHE_NAME)
-    bak = {path: q.bak for (path, _, _), q in cached.items()}
+    bak = {path: q.bak for path, q in cached.values()}
     by_name = {name: next(b for p, b in bak.items() if p.endswith(name)) for name in everything.speech_names}
     assert set(floored.speech_names) == {n for n, b in by_name.items() if b >= 3.8}
     assert 0 < len(floored.speech_names) < len(everything.speech_names)  # these sources hold both kinds

@@ -6,13 +6,16 @@ background noise DNSMOS hears (BAK about 3.5 against about 4.0 for LibriSpeech),
 as targets the model is taught to leave some noise in. The DNS Challenge built its clean set the
 same way: score every clean clip with a non-intrusive MOS and drop the low ones.
 
-Scores are cached per file (path, size, modification time) in a TSV under the cache folder,
-so only new or changed files are scored again. Only the training split is filtered: validation
+Scores are cached by file *content* (a SHA-256 of the bytes) in a TSV under the cache folder, so
+only new or changed files are scored again. Not by path and modification time: a data folder that
+is copied, re-synced or moved keeps its scores (rescoring ~700 files costs minutes of DNSMOS, the
+hash a second). Only the training split is filtered: validation
 and test keep their references, so numbers stay comparable with earlier runs.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from concurrent.futures import ProcessPoolExecutor
@@ -23,8 +26,8 @@ from ..fileio import atomic_write_text
 from .sources import SourceFile
 
 log = logging.getLogger(__name__)
-CACHE_NAME = "speech_dnsmos.tsv"
-FIELDS = ("path", "size", "mtime_ns", "sig", "bak", "ovrl")
+CACHE_NAME = "speech_dnsmos_by_content.tsv"  # (the earlier speech_dnsmos.tsv, keyed by path and mtime, is not read)
+FIELDS = ("sha256", "path", "sig", "bak", "ovrl")
 
 
 @dataclass(frozen=True)
@@ -34,26 +37,31 @@ class SpeechQuality:
     ovrl: float
 
 
-def _key(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+def content_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes: the cache key, the same wherever the file lies."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _read_cache(cache: Path) -> dict[tuple[str, int, int], SpeechQuality]:
+def _read_cache(cache: Path) -> dict[str, tuple[str, SpeechQuality]]:
+    """``{sha256: (path it was scored under, scores)}``."""
     if not cache.exists():
         return {}
     with cache.open(newline="") as fh:
         rows = csv.DictReader(fh, delimiter="\t")
-        return {(r["path"], int(r["size"]), int(r["mtime_ns"])): SpeechQuality(float(r["sig"]), float(r["bak"]), float(r["ovrl"]))
+        return {r["sha256"]: (r["path"], SpeechQuality(float(r["sig"]), float(r["bak"]), float(r["ovrl"])))
                 for r in rows}
 
 
-def _write_cache(cache: Path, scores: dict[tuple[str, int, int], SpeechQuality]) -> None:
+def _write_cache(cache: Path, scores: dict[str, tuple[str, SpeechQuality]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
     writer.writerow(FIELDS)
-    for (path, size, mtime), q in sorted(scores.items()):
-        writer.writerow([path, size, mtime, f"{q.sig:.4f}", f"{q.bak:.4f}", f"{q.ovrl:.4f}"])
+    for digest, (path, q) in sorted(scores.items(), key=lambda item: item[1][0]):
+        writer.writerow([digest, path, f"{q.sig:.4f}", f"{q.bak:.4f}", f"{q.ovrl:.4f}"])
     cache.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache, buf.getvalue())
 
@@ -72,18 +80,22 @@ def score_speech(files: list[SourceFile], cache_dir: Path, workers: int = 2) -> 
     """DNSMOS of every file in ``files``, from the cache where it holds the same file."""
     cache = cache_dir / CACHE_NAME
     known = _read_cache(cache)
-    keys = {f.path: _key(f.path) for f in files}
-    todo = sorted({k for k in keys.values() if k not in known})
+    keys = {f.path: content_digest(f.path) for f in files}
+    todo = {}  # digest -> one path holding that content
+    for path, digest in keys.items():
+        if digest not in known:
+            todo.setdefault(digest, str(path.resolve()))
     if todo:
         log.info("scoring %d speech files with DNSMOS (cached in %s)", len(todo), cache)
-        if workers > 1 and len(todo) > 1:
+        paths = list(todo.values())
+        if workers > 1 and len(paths) > 1:
             with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(_score_file, [k[0] for k in todo], chunksize=4))
+                results = list(pool.map(_score_file, paths, chunksize=4))
         else:
-            results = [_score_file(k[0]) for k in todo]
-        known.update(zip(todo, results))
+            results = [_score_file(path) for path in paths]
+        known.update({digest: (path, q) for (digest, path), q in zip(todo.items(), results)})
         _write_cache(cache, known)
-    return {path: known[key] for path, key in keys.items()}
+    return {path: known[digest][1] for path, digest in keys.items()}
 
 
 def filter_speech(files: list[SourceFile], scores: dict[Path, SpeechQuality],
