@@ -187,19 +187,56 @@ def _reference(ckpt, mic: np.ndarray, noisy: np.ndarray, played: np.ndarray, lat
     return den(np.concatenate([np.zeros(offset, np.float32), heard]), RATE)[offset:]
 
 
+def _blockwise(captured: np.ndarray, offline: np.ndarray, block: int = RATE // 4, search: int = RATE // 2):
+    """``offline`` found in ``captured`` block by block: (what arrived, stitched; each block's score).
+
+    An output underrun makes the server play silence and then what was queued: the audio after it
+    is the same, only later. So each block is taken at the lag of the one before, and where it does
+    not match there its lag is searched again within ``search`` samples (the gap it follows). A
+    block's score is the signal's mean power over the block's error power in dB: a quiet block
+    (a pause, the end of the file, where the offline STFT pads) is not held to a ratio of its own."""
+    power = float(np.mean(offline.astype(np.float64) ** 2))
+
+    def score(piece, ref):
+        return float(10 * np.log10(power / max(float(np.mean((piece - ref).astype(np.float64) ** 2)), 1e-20)))
+
+    lag = _lag(captured, offline)
+    pieces, scores = [], []
+    for i in range(0, len(offline) - block + 1, block):
+        ref = offline[i : i + block]
+        piece = captured[max(0, lag + i) : lag + i + block]
+        if len(piece) < block or score(piece, ref) < 25:
+            lo = max(0, lag + i - search)
+            window = captured[lo : lag + i + block + search]
+            if len(window) >= block:
+                lag = lo + _lag(window, ref) - i
+                piece = captured[max(0, lag + i) : lag + i + block]
+        piece = np.pad(piece, (0, block - len(piece)))
+        pieces.append(piece)
+        scores.append(score(piece, ref))
+    return np.concatenate(pieces), np.array(scores)
+
+
 def _check_audio(captured, mic, played, ckpt, mixture, log_text: str):
     _, clean, noisy = mixture
     offline = _reference(ckpt, mic, noisy, played, StreamingDenoiser(ckpt, RATE).latency_samples)
-    got = _align(captured, offline)
     skip = RATE // 2  # leave the server's ramp at the start of the file out of the scores
-    match = _sisdr(got[skip:], offline[skip:])
-    assert match > 25, f"what arrived differs from the offline output (SI-SDR {match:.1f} dB)\n{log_text}"
-    # A sound server without hardware schedules by the host's clock: on a busy 2-core machine one
-    # buffer in ~750 came late once (a whole `make test`, nothing else running) while the audio
-    # still matched. Real-time speed is measured in bench/streaming_rtf.py; here a steady loss fails.
+    got, scores = _blockwise(captured, offline[skip:])
+    # A sound server without hardware schedules by the host's clock: on a busy 2-core machine a
+    # buffer or two in ~750 came late (a whole `make test`, or CI), and each late output buffer is
+    # a gap of silence in what arrived. Real-time speed is measured in bench/streaming_rtf.py; here
+    # a steady loss fails, and everything between the gaps must be the offline output exactly.
     late = re.search(r"dropped or late buffers: (\d+) ", log_text)
     assert late is not None and int(late.group(1)) <= 2, log_text
-    gain = _sisdr(got[skip:], clean[skip:]) - _sisdr(noisy[skip:], clean[skip:])
+    spoiled = int(np.sum(scores <= 25))  # a gap spoils the block it falls in (two where it straddles them)
+    assert spoiled <= 2 * int(late.group(1)), \
+        f"what arrived differs from the offline output (block scores dB {np.round(scores, 1).tolist()})\n{log_text}"
+    ref = offline[skip : skip + len(got)]
+    if spoiled == 0:
+        assert _sisdr(got, ref) > 25, f"what arrived differs from the offline output (SI-SDR {_sisdr(got, ref):.1f} dB)"
+    keep = np.repeat(scores > 25, RATE // 4)  # the gain is scored on the blocks that arrived intact
+    target, mixed = clean[skip : skip + len(got)][keep], noisy[skip : skip + len(got)][keep]
+    gain = _sisdr(got[keep], target) - _sisdr(mixed, target)
     assert gain > 3.0, f"live output improves SI-SDR by only {gain:.1f} dB"
 
 
