@@ -8,14 +8,18 @@
 #   there:  OUT=<folder that comes back> MINUTES=7.5 [PACK=.gpupack/crn2 BATCH=64 WORKERS=7 RUNS="a b" \
 #               LR_A=0.0015 INIT=default LR_B=0.003 INIT_B= WARMUP_B=500 BF16=false DEVICE=cuda] bash scripts/device_train.sh
 #
-# Next for issue 10 (docs/RESULTS.md, thirteenth to seventeenth sessions): a pack written with the DNSMOS floor
-#   (specdenoise pack ... data.speech_min_bak=3.8) and RUNS=a INIT=checkpoints/crn_quality_wip.pt LR_A=0.0005
-#   A_ARGS="data.mix.speed_probability=0.5 data.mix.noise_speed_probability=0.5 data.mix.snr_range=[-5,25] loss.mag_under=25
-#   data.mix.noise_eq_probability=0.3 data.mix.synthetic_kinds=[hum,whine,rumble,crackle,knock] data.mix.synthetic_noise_probability=0.3"
-#   (keep the 3-s crops of configs/crn.yaml: 6-s crops cost slow-drift removal on the CPU). Packs store the sources
-#   as read and the Mixer conditions them (speech without offset and < 30 Hz, since the sixteenth session), so a
-#   pack written earlier gives the same clean targets; judge a result on the whole test split's PESQ-WB per SNR
-#   bucket (the sixteenth and seventeenth sessions' CPU weights gained everywhere else and lost 0.005 / 0.004 there; on the CPU the recipe now trades PESQ-WB for suppression, so also try the wider crn-64 here).
+# Next for issue 10 (docs/RESULTS.md, thirteenth to twenty-second sessions): capacity, which the CPU cannot train.
+#   Build the pack with crn-1.1's speech floor (specdenoise pack ... data.speech_min_bak=3.8), then both runs with
+#   crn-1.1's recipe (docs/MODEL_CARD.md, Training) in A_ARGS and B_ARGS:
+#   RECIPE="data.mix.speed_probability=0.5 data.mix.noise_speed_probability=0.5 data.mix.snr_range=[-5,25]
+#     loss.mag_under=40 optim.ema_decay=0.9995 data.mix.noise_eq_probability=0.3 data.mix.synthetic_noise_probability=0.3
+#     data.mix.synthetic_kinds=[hum,whine,rumble,crackle,knock,low_tone,low_tone]"
+#   RUNS="a b" INIT=checkpoints/crn_quality_wip.pt LR_A=0.0005 A_ARGS="$RECIPE" INIT_B=checkpoints/crn64_wip.pt
+#   LR_B=0.002 B_ARGS="$RECIPE" (keep the 3-s crops of configs/crn.yaml: 6-s crops cost slow-drift removal on the
+#   CPU). Packs store the sources as read and the Mixer conditions them (speech without offset and < 30 Hz, since the
+#   sixteenth session), so a pack written earlier gives the same clean targets. Judge a result with the rule of
+#   runs/selection_rule_34.txt's kind: validation first, then the whole test split's PESQ-WB per SNR bucket and
+#   DNSMOS OVRL (the one unmet criterion: above DeepFilterNet3's 2.875).
 #
 # The RUNS share the GPU, each with its own WORKERS loader processes, for MINUTES of training each
 # (run.max_minutes: the cosine schedule follows the clock, then a last validation + checkpoint):
@@ -23,7 +27,7 @@
 #      peak learning rate LR_A; A_ARGS adds overrides, e.g. for a grown CRN (scripts/grow_model.py):
 #      INIT=checkpoints/crn_grown_wip.pt A_ARGS="model.dual_path_blocks=3 model.gru_hidden=64"
 #   b: a wider CRN (channels 64, GRU 64), from scratch or continued from INIT_B (checkpoints/crn64_wip.pt
-#      holds the 7.5 GPU minutes it had so far), peak learning rate LR_B
+#      holds the 7.5 GPU minutes it had so far), peak learning rate LR_B; B_ARGS adds overrides
 # BF16=true trains under bf16 autocast; BF16=auto first times fp32, fp32 with cuDNN autotuning and
 # bf16 autocast (bench/gpu_train_step.py, ~40 s) for the size of the first run and takes the fastest (bf16 only if >= 15 % faster).
 # Each writes best.pt / last.pt (+ log) to OUT; runs go to a fresh /tmp/runs (a warm machine keeps
@@ -40,6 +44,7 @@ RUNS=${RUNS:-a b}
 LR_A=${LR_A:-0.0015}
 INIT=${INIT:-default}
 A_ARGS=${A_ARGS:-}
+B_ARGS=${B_ARGS:-}
 LR_B=${LR_B:-0.003}
 INIT_B=${INIT_B:-}
 WARMUP_B=${WARMUP_B:-500}
@@ -68,7 +73,7 @@ python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp
 case " $RUNS " in *" b "*)
 python3 -m specdenoise train --config configs/crn.yaml --tracker none --out /tmp/runs/b ${INIT_B:+--init-from "$INIT_B"} \
     "${common[@]}" model.channels=64 model.first_channels=32 model.gru_hidden=64 \
-    optim.lr="$LR_B" optim.warmup_steps="$WARMUP_B" tracking.name=crn64-gpu > "$OUT/b.log" 2>&1 & ;; esac
+    optim.lr="$LR_B" optim.warmup_steps="$WARMUP_B" tracking.name=crn64-gpu $B_ARGS > "$OUT/b.log" 2>&1 & ;; esac
 sleep 90; command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; uptime
 wait
 for r in $RUNS; do
