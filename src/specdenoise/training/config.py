@@ -146,6 +146,7 @@ class OptimConfig:
     plateau_patience: int = 3  # evaluations without improvement before the LR halves
     grad_clip: float = 5.0
     ema_decay: float = 0.0  # >0: validate and save an average of the weights (training/ema.py); 0.999 ~ last 1,000 steps
+    lr_scales: dict[str, float] = field(default_factory=dict)  # name prefix -> LR multiplier, 0 freezes (training/optim.py)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from .config import TrainConfig, build_model, check_ranges, resolve_stft
 from .ema import WeightAverage
 from .distributed import DistInfo, ResumableShardedSampler, barrier, cleanup, init_distributed
 from .losses import compute_loss
+from .optim import build_optimizer, lr_at, set_lr
 
 HIGHER_IS_BETTER = {"si_sdr": True, "pesq": True, "stoi": True, "loss": False}
 ReportFn = Callable[[int, dict[str, float]], None]
@@ -124,23 +125,6 @@ def dynamic_mix_pools(cfg: TrainConfig, sample_rate: int,
         pools.rirs += bank
         pools.rir_names += [f"simulated:pyroomacoustics:{i}" for i in range(len(bank))]
     return pools, (load_pools(by_split["validation"], sample_rate, skipped) if with_validation else None), mix
-
-
-def lr_at(cfg: TrainConfig, step: int, plateau_scale: float, time_used: float = 0.0) -> float:
-    """The learning rate at ``step``. ``time_used`` is the share of ``run.max_minutes`` spent: the
-    cosine follows whichever of steps and time runs out first, so a time-limited run (a GPU
-    lease, say) still ends at the low learning rate."""
-    o = cfg.optim
-    if o.warmup_steps and step < o.warmup_steps:
-        return o.lr * (step + 1) / o.warmup_steps
-    if o.schedule == "cosine":
-        progress = min(1.0, max(time_used, (step - o.warmup_steps) / max(1, cfg.run.max_steps - o.warmup_steps)))
-        return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-    if o.schedule == "plateau":
-        return o.lr * plateau_scale
-    if o.schedule == "constant":
-        return o.lr
-    raise ConfigError(f"optim.schedule must be cosine, plateau or constant, got {o.schedule!r}")
 
 
 def _specs(batch: dict[str, torch.Tensor], stft_cfg: StftConfig, device) -> tuple[torch.Tensor, ...]:
@@ -361,8 +345,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
     if cfg.run.init_from and not resume:
         init_weights_from(model, cfg.run.init_from)
     train_ds, val_ds = build_datasets(cfg, model.stft_config, model.sample_rate)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                  weight_decay=cfg.optim.weight_decay)
+    optimizer = build_optimizer(model, cfg)
     state, saved = TrainState(), {}
     if resume:
         package = load_checkpoint(last_path)
@@ -417,8 +400,7 @@ def _loop(run: _Run, bar, report: ReportFn | None) -> str:
             wait_time += t0 - t_wait
             time_used = (time.monotonic() - started) / budget if budget else 0.0
             lr = lr_at(cfg, state.step, state.plateau_scale, time_used)
-            for group in run.optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(run.optimizer, lr)
             terms, grad_norm = train_step(run.ddp_model, run.optimizer, batch, cfg, run.model.stft_config, run.device)
             if run.ema is not None:
                 run.ema.update()
