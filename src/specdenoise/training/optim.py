@@ -35,8 +35,13 @@ def lr_at(cfg: TrainConfig, step: int, plateau_scale: float, time_used: float = 
     raise ConfigError(f"optim.schedule must be cosine, plateau or constant, got {o.schedule!r}")
 
 
+def _under(name: str, prefix: str) -> bool:
+    """Whether parameter ``name`` lies under ``prefix`` as a whole dotted part (``enc`` is not ``enc1``)."""
+    return name == prefix or name.startswith(prefix + ".")
+
+
 def _scale_of(name: str, scales: dict[str, float]) -> float:
-    matches = [p for p in scales if name == p or name.startswith(p + ".")]
+    matches = [p for p in scales if _under(name, p)]
     return float(scales[max(matches, key=len)]) if matches else 1.0
 
 
@@ -45,7 +50,7 @@ def parameter_groups(model: torch.nn.Module, scales: dict[str, float]) -> list[d
     0 are frozen (``requires_grad`` off) and left out of the optimizer."""
     names = [name for name, _ in model.named_parameters()]
     for prefix, scale in scales.items():
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+        if not any(_under(n, prefix) for n in names):
             raise ConfigError(f"optim.lr_scales: {prefix!r} names no parameter of the model "
                               f"(its top-level parts: {sorted({n.split('.')[0] for n in names})})")
         if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale < 0:
